@@ -1,0 +1,269 @@
+// CPU kernels: strided copy, fill, broadcast binary ops, unary ops and their derivatives, reductions.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backends/cpu/parallel.hpp"
+
+namespace siglite::cpu {
+
+using kernels::Binary;
+using kernels::Reduce;
+using kernels::Unary;
+using kernels::View;
+
+namespace detail {
+
+/// Offset of the start of `row` (an index over all axes but the last) in a strided view.
+inline int64_t row_offset(int64_t row, const Shape& shape, const Shape& strides) {
+  int64_t off = 0;
+  for (size_t i = shape.size() - 1; i-- > 0;) {
+    const int64_t idx = row % shape[i];
+    row /= shape[i];
+    off += idx * strides[i];
+  }
+  return off;
+}
+
+inline bool is_contiguous(const Shape& shape, const Shape& strides) {
+  int64_t expect = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] != 1 && strides[i] != expect) return false;
+    expect *= shape[i];
+  }
+  return true;
+}
+
+template <typename T>
+T sigmoid(T x) {
+  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+}  // namespace detail
+
+template <typename T>
+void copy(const View<const T>& src, const View<T>& dst) {
+  const Shape& shape = dst.shape;
+  const int64_t n = shape.numel();
+  if (n == 0) return;
+  if (detail::is_contiguous(shape, src.strides) && detail::is_contiguous(shape, dst.strides)) {
+    parallel_for(n, 1, [&](int64_t b, int64_t e) { std::copy(src.data + b, src.data + e, dst.data + b); });
+    return;
+  }
+  if (shape.size() == 0) {
+    dst.data[0] = src.data[0];
+    return;
+  }
+  const int64_t cols = shape.back(), rows = n / cols;
+  const int64_t ss = src.strides.back(), ds = dst.strides.back();
+  parallel_for(rows, cols, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* s = src.data + detail::row_offset(r, shape, src.strides);
+      T* d = dst.data + detail::row_offset(r, shape, dst.strides);
+      for (int64_t c = 0; c < cols; ++c) d[c * ds] = s[c * ss];
+    }
+  });
+}
+
+template <typename T>
+void fill(T* dst, int64_t n, T value) {
+  parallel_for(n, 1, [&](int64_t b, int64_t e) { std::fill(dst + b, dst + e, value); });
+}
+
+namespace detail {
+
+template <typename T, typename F>
+void binary_loop(F f, const View<const T>& a, const View<const T>& b, T* out) {
+  const Shape& shape = a.shape;
+  const int64_t n = shape.numel();
+  if (n == 0) return;
+  const bool ca = is_contiguous(shape, a.strides), cb = is_contiguous(shape, b.strides);
+  if (ca && cb) {
+    parallel_for(n, 1, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) out[i] = f(a.data[i], b.data[i]);
+    });
+    return;
+  }
+  if (shape.size() == 0) {
+    out[0] = f(a.data[0], b.data[0]);
+    return;
+  }
+  const int64_t cols = shape.back(), rows = n / cols;
+  const int64_t sa = a.strides.back(), sb = b.strides.back();
+  parallel_for(rows, cols, [&](int64_t s, int64_t e) {
+    for (int64_t r = s; r < e; ++r) {
+      const T* pa = a.data + row_offset(r, shape, a.strides);
+      const T* pb = b.data + row_offset(r, shape, b.strides);
+      T* po = out + r * cols;
+      if (sa == 1 && sb == 1) {
+        for (int64_t c = 0; c < cols; ++c) po[c] = f(pa[c], pb[c]);
+      } else if (sa == 1 && sb == 0) {
+        const T vb = pb[0];
+        for (int64_t c = 0; c < cols; ++c) po[c] = f(pa[c], vb);
+      } else if (sa == 0 && sb == 1) {
+        const T va = pa[0];
+        for (int64_t c = 0; c < cols; ++c) po[c] = f(va, pb[c]);
+      } else {
+        for (int64_t c = 0; c < cols; ++c) po[c] = f(pa[c * sa], pb[c * sb]);
+      }
+    }
+  });
+}
+
+template <typename T, typename F>
+void map(const T* x, T* y, int64_t n, F f) {
+  parallel_for(n, 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = f(x[i]);
+  });
+}
+
+template <typename T, typename F>
+void map_backward(const T* x, const T* y, const T* gy, T* gx, int64_t n, F f) {
+  parallel_for(n, 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) gx[i] = gy[i] * f(x ? x[i] : T(0), y ? y[i] : T(0));
+  });
+}
+
+template <typename T>
+constexpr T kSqrt2OverPi = T(0.79788456080286535587989211986876);
+template <typename T>
+constexpr T kGeluCoef = T(0.044715);
+
+}  // namespace detail
+
+template <typename T>
+void binary(Binary op, const View<const T>& a, const View<const T>& b, T* out) {
+  switch (op) {
+    case Binary::Add: return detail::binary_loop<T>([](T x, T y) { return x + y; }, a, b, out);
+    case Binary::Sub: return detail::binary_loop<T>([](T x, T y) { return x - y; }, a, b, out);
+    case Binary::Mul: return detail::binary_loop<T>([](T x, T y) { return x * y; }, a, b, out);
+    case Binary::Div: return detail::binary_loop<T>([](T x, T y) { return x / y; }, a, b, out);
+    case Binary::Eq: return detail::binary_loop<T>([](T x, T y) { return T(x == y ? 1 : 0); }, a, b, out);
+    case Binary::Max: return detail::binary_loop<T>([](T x, T y) { return x < y ? y : x; }, a, b, out);
+  }
+}
+
+template <typename T>
+void unary(Unary op, const T* x, T* y, int64_t n, T p) {
+  using detail::map;
+  switch (op) {
+    case Unary::Neg: return map(x, y, n, [](T v) { return -v; });
+    case Unary::Exp: return map(x, y, n, [](T v) { return std::exp(v); });
+    case Unary::Log: return map(x, y, n, [](T v) { return std::log(v); });
+    case Unary::Sqrt: return map(x, y, n, [](T v) { return std::sqrt(v); });
+    case Unary::Rsqrt: return map(x, y, n, [](T v) { return T(1) / std::sqrt(v); });
+    case Unary::Abs: return map(x, y, n, [](T v) { return std::abs(v); });
+    case Unary::Tanh: return map(x, y, n, [](T v) { return std::tanh(v); });
+    case Unary::Sigmoid: return map(x, y, n, [](T v) { return detail::sigmoid(v); });
+    case Unary::LogSigmoid:
+      return map(x, y, n, [](T v) { return std::min(v, T(0)) - std::log1p(std::exp(-std::abs(v))); });
+    case Unary::Softplus:
+      return map(x, y, n, [](T v) { return std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v))); });
+    case Unary::Relu: return map(x, y, n, [](T v) { return v > 0 ? v : T(0); });
+    case Unary::GeluTanh:
+      return map(x, y, n, [](T v) {
+        const T u = detail::kSqrt2OverPi<T> * (v + detail::kGeluCoef<T> * v * v * v);
+        return T(0.5) * v * (T(1) + std::tanh(u));
+      });
+    case Unary::GeluErf:
+      return map(x, y, n, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * T(0.70710678118654752440))); });
+    case Unary::Pow: return map(x, y, n, [p](T v) { return std::pow(v, p); });
+    case Unary::AddScalar: return map(x, y, n, [p](T v) { return v + p; });
+    case Unary::MulScalar: return map(x, y, n, [p](T v) { return v * p; });
+  }
+}
+
+template <typename T>
+void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T p) {
+  using detail::map_backward;
+  switch (op) {
+    case Unary::Neg: return map_backward(x, y, gy, gx, n, [](T, T) { return T(-1); });
+    case Unary::Exp: return map_backward(x, y, gy, gx, n, [](T, T yv) { return yv; });
+    case Unary::Log: return map_backward(x, y, gy, gx, n, [](T xv, T) { return T(1) / xv; });
+    case Unary::Sqrt: return map_backward(x, y, gy, gx, n, [](T, T yv) { return T(0.5) / yv; });
+    case Unary::Rsqrt: return map_backward(x, y, gy, gx, n, [](T, T yv) { return T(-0.5) * yv * yv * yv; });
+    case Unary::Abs: return map_backward(x, y, gy, gx, n, [](T xv, T) { return T((xv > 0) - (xv < 0)); });
+    case Unary::Tanh: return map_backward(x, y, gy, gx, n, [](T, T yv) { return T(1) - yv * yv; });
+    case Unary::Sigmoid: return map_backward(x, y, gy, gx, n, [](T, T yv) { return yv * (T(1) - yv); });
+    case Unary::LogSigmoid: return map_backward(x, y, gy, gx, n, [](T xv, T) { return detail::sigmoid(-xv); });
+    case Unary::Softplus: return map_backward(x, y, gy, gx, n, [](T xv, T) { return detail::sigmoid(xv); });
+    case Unary::Relu: return map_backward(x, y, gy, gx, n, [](T xv, T) { return T(xv > 0 ? 1 : 0); });
+    case Unary::GeluTanh:
+      return map_backward(x, y, gy, gx, n, [](T v, T) {
+        const T k = detail::kSqrt2OverPi<T>, c = detail::kGeluCoef<T>;
+        const T t = std::tanh(k * (v + c * v * v * v));
+        return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * k * (T(1) + T(3) * c * v * v);
+      });
+    case Unary::GeluErf:
+      return map_backward(x, y, gy, gx, n, [](T v, T) {
+        return T(0.5) * (T(1) + std::erf(v * T(0.70710678118654752440))) +
+               v * std::exp(T(-0.5) * v * v) * T(0.39894228040143267794);
+      });
+    case Unary::Pow: return map_backward(x, y, gy, gx, n, [p](T xv, T) { return p * std::pow(xv, p - T(1)); });
+    case Unary::AddScalar: return map_backward(x, y, gy, gx, n, [](T, T) { return T(1); });
+    case Unary::MulScalar: return map_backward(x, y, gy, gx, n, [p](T, T) { return p; });
+  }
+}
+
+namespace detail {
+
+template <typename T, typename F>
+void reduce_impl(const View<const T>& x, size_t kept, T* out, T init, F f) {
+  const Shape& shape = x.shape;
+  int64_t n_out = 1, n_red = 1;
+  for (size_t i = 0; i < shape.size(); ++i) (i < kept ? n_out : n_red) *= shape[i];
+  if (n_red == 0) {
+    std::fill(out, out + n_out, init);
+    return;
+  }
+  // Reduced axes contiguous and innermost: reduce rows.
+  Shape red_shape, red_strides, kept_shape, kept_strides;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    (i < kept ? kept_shape : red_shape).push_back(shape[i]);
+    (i < kept ? kept_strides : red_strides).push_back(x.strides[i]);
+  }
+  if (is_contiguous(red_shape, red_strides)) {
+    kept_shape.push_back(1);
+    kept_strides.push_back(1);
+    parallel_for(n_out, n_red, [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        const T* p = x.data + row_offset(o, kept_shape, kept_strides);
+        T acc = init;
+        for (int64_t r = 0; r < n_red; ++r) acc = f(acc, p[r]);
+        out[o] = acc;
+      }
+    });
+    return;
+  }
+  // Kept axes contiguous and innermost (e.g. a bias gradient summed over rows): reduce columns.
+  if (is_contiguous(kept_shape, kept_strides)) {
+    red_shape.push_back(1);
+    red_strides.push_back(1);
+    parallel_for(n_out, n_red, [&](int64_t b, int64_t e) {
+      std::fill(out + b, out + e, init);
+      for (int64_t r = 0; r < n_red; ++r) {
+        const T* p = x.data + row_offset(r, red_shape, red_strides);
+        for (int64_t o = b; o < e; ++o) out[o] = f(out[o], p[o]);
+      }
+    });
+    return;
+  }
+  std::vector<T> tmp(static_cast<size_t>(shape.numel()));
+  copy<T>(x, View<T>{tmp.data(), shape, contiguous_strides(shape)});
+  reduce_impl<T>(View<const T>{tmp.data(), shape, contiguous_strides(shape)}, kept, out, init, f);
+}
+
+}  // namespace detail
+
+template <typename T>
+void reduce(Reduce op, const View<const T>& x, size_t kept, T* out) {
+  if (op == Reduce::Sum) return detail::reduce_impl<T>(x, kept, out, T(0), [](T a, T b) { return a + b; });
+  return detail::reduce_impl<T>(x, kept, out, -std::numeric_limits<T>::infinity(),
+                                [](T a, T b) { return a < b || std::isnan(b) ? b : a; });
+}
+
+}  // namespace siglite::cpu

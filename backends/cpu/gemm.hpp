@@ -1,0 +1,110 @@
+// CPU GEMM: oneDNN matmul primitives for float (cached per shape and layout), Eigen for double and
+// for builds without oneDNN.
+#pragma once
+#include <Eigen/Core>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#ifdef SIGLITE_WITH_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace siglite::cpu {
+
+using kernels::GemmArgs;
+
+namespace detail {
+
+template <typename T>
+void gemm_eigen(const GemmArgs<T>& g, const T* a, const T* b, T* c) {
+  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+  using MMap = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
+  for (int64_t i = 0; i < g.batch; ++i) {
+    CMap A(a + i * g.stride_a, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, Eigen::OuterStride<>(g.lda));
+    CMap B(b + i * g.stride_b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, Eigen::OuterStride<>(g.ldb));
+    MMap C(c + i * g.stride_c, g.m, g.n, Eigen::OuterStride<>(g.ldc));
+    if (g.beta == T(0)) C.setZero();
+    else if (g.beta != T(1)) C *= g.beta;
+    if (g.trans_a && g.trans_b) C.noalias() += g.alpha * (A.transpose() * B.transpose());
+    else if (g.trans_a) C.noalias() += g.alpha * (A.transpose() * B);
+    else if (g.trans_b) C.noalias() += g.alpha * (A * B.transpose());
+    else C.noalias() += g.alpha * (A * B);
+  }
+}
+
+#ifdef SIGLITE_WITH_ONEDNN
+
+/// One engine and stream for the process, and the matmul primitives built so far, keyed by
+/// every size, stride and flag that shapes the primitive.
+class OneDnn {
+ public:
+  static OneDnn& instance() {
+    static OneDnn* o = new OneDnn();
+    return *o;
+  }
+
+  void sgemm(const GemmArgs<float>& g, const float* a, const float* b, float* c) {
+    using dnnl::memory;
+    const memory::dim ba = g.stride_a == 0 ? 1 : g.batch, bb = g.stride_b == 0 ? 1 : g.batch;
+    const memory::desc a_md({ba, g.m, g.k}, memory::data_type::f32,
+                            g.trans_a ? memory::dims{g.stride_a, 1, g.lda} : memory::dims{g.stride_a, g.lda, 1});
+    const memory::desc b_md({bb, g.k, g.n}, memory::data_type::f32,
+                            g.trans_b ? memory::dims{g.stride_b, 1, g.ldb} : memory::dims{g.stride_b, g.ldb, 1});
+    const memory::desc c_md({g.batch, g.m, g.n}, memory::data_type::f32, memory::dims{g.stride_c, g.ldc, 1});
+    const Key key{g.trans_a, g.trans_b, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.batch, g.stride_a, g.stride_b,
+                  g.stride_c, g.alpha, g.beta};
+    dnnl::matmul* prim = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = cache_.find(key);
+      if (it == cache_.end()) {
+        dnnl::primitive_attr attr;
+        if (g.alpha != 1.0f) attr.set_output_scales(0, {g.alpha});
+        if (g.beta != 0.0f) {
+          dnnl::post_ops po;
+          po.append_sum(g.beta);
+          attr.set_post_ops(po);
+        }
+        const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, engine_);
+        it = cache_.emplace(key, dnnl::matmul(pd)).first;
+      }
+      prim = &it->second;
+    }
+    memory am(a_md, engine_, const_cast<float*>(a)), bm(b_md, engine_, const_cast<float*>(b)), cm(c_md, engine_, c);
+    dnnl::stream s(engine_);
+    prim->execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    s.wait();
+  }
+
+  size_t cached_primitives() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cache_.size();
+  }
+
+ private:
+  OneDnn() : engine_(dnnl::engine::kind::cpu, 0) {}
+  using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                         int64_t, int64_t, float, float>;
+  dnnl::engine engine_;
+  mutable std::mutex mu_;
+  std::map<Key, dnnl::matmul> cache_;
+};
+
+#endif
+
+}  // namespace detail
+
+template <typename T>
+void gemm(const GemmArgs<T>& g, const T* a, const T* b, T* c) {
+  if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+#ifdef SIGLITE_WITH_ONEDNN
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.k > 0) return detail::OneDnn::instance().sgemm(g, a, b, c);
+  }
+#endif
+  detail::gemm_eigen(g, a, b, c);
+}
+
+}  // namespace siglite::cpu

@@ -1,0 +1,251 @@
+// Tensor<T>: a shape, strides and offset over a shared Storage on a Device, plus the autograd
+// state (requires_grad, grad, the node that made it). Copying a Tensor copies a handle.
+#pragma once
+#include <functional>
+#include <iomanip>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "backends/kernels.hpp"
+#include "siglite/core/allocator.hpp"
+#include "siglite/core/device.hpp"
+#include "siglite/core/error.hpp"
+#include "siglite/core/generator.hpp"
+#include "siglite/core/shape.hpp"
+
+namespace siglite {
+
+template <typename T>
+class Tensor;
+template <typename T>
+struct Node;
+
+template <typename T>
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  Shape strides;
+  int64_t offset = 0;
+  bool requires_grad = false;
+  std::shared_ptr<TensorImpl<T>> grad;  // accumulated gradient (leaves only)
+  std::shared_ptr<Node<T>> grad_fn;     // the op that produced this tensor (null for leaves)
+
+  T* data() const { return static_cast<T*>(storage->data()) + offset; }
+};
+
+// Differentiable view ops, defined in siglite/ops/view.hpp; the Tensor members forward to them.
+template <typename T> Tensor<T> reshape(const Tensor<T>& x, const Shape& shape);
+template <typename T> Tensor<T> permute(const Tensor<T>& x, const std::vector<int64_t>& dims);
+template <typename T> Tensor<T> transpose(const Tensor<T>& x, int64_t a, int64_t b);
+template <typename T> Tensor<T> slice(const Tensor<T>& x, int64_t axis, int64_t start, int64_t end, int64_t step);
+template <typename T> Tensor<T> expand(const Tensor<T>& x, const Shape& shape);
+template <typename T> Tensor<T> contiguous(const Tensor<T>& x);
+template <typename T> void backward(const Tensor<T>& root, const Tensor<T>& grad, bool retain_graph);
+
+template <typename T>
+class Tensor {
+  static_assert(std::is_arithmetic_v<T>, "Tensor<T> holds arithmetic types");
+
+ public:
+  using value_type = T;
+
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl<T>> impl) : impl_(std::move(impl)) {}
+
+  // ---- creation ----
+  /// Uninitialised contiguous tensor.
+  static Tensor empty(const Shape& shape, Device device = Device::cpu()) {
+    for (int64_t d : shape) SIGLITE_CHECK(d >= 0, "empty: negative extent in shape ", shape);
+    auto impl = std::make_shared<TensorImpl<T>>();
+    impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape.numel()) * sizeof(T), device);
+    impl->shape = shape;
+    impl->strides = contiguous_strides(shape);
+    return Tensor(std::move(impl));
+  }
+  static Tensor full(const Shape& shape, T value, Device device = Device::cpu()) {
+    Tensor t = empty(shape, device);
+    kernels::fill(device, t.data(), t.numel(), value);
+    return t;
+  }
+  static Tensor zeros(const Shape& shape, Device device = Device::cpu()) { return full(shape, T(0), device); }
+  static Tensor ones(const Shape& shape, Device device = Device::cpu()) { return full(shape, T(1), device); }
+  static Tensor scalar(T value, Device device = Device::cpu()) { return full(Shape{}, value, device); }
+  /// [start, start+step, ...) up to end (exclusive).
+  static Tensor arange(T start, T end, T step = T(1)) {
+    SIGLITE_CHECK(step != T(0), "arange: step is zero");
+    const double count = std::ceil((static_cast<double>(end) - static_cast<double>(start)) / static_cast<double>(step));
+    const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
+    Tensor t = empty(Shape{n});
+    for (int64_t i = 0; i < n; ++i) t.data()[i] = static_cast<T>(start + static_cast<T>(i) * step);
+    return t;
+  }
+  static Tensor arange(T end) { return arange(T(0), end, T(1)); }
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape) {
+    SIGLITE_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: ", values.size(),
+                  " values do not fill shape ", shape);
+    Tensor t = empty(shape);
+    std::copy(values.begin(), values.end(), t.data());
+    return t;
+  }
+  static Tensor from_vector(const std::vector<T>& values) {
+    return from_vector(values, Shape{static_cast<int64_t>(values.size())});
+  }
+  /// Normal(mean, std) samples drawn from `gen`.
+  static Tensor randn(const Shape& shape, Generator& gen, T mean = T(0), T std = T(1)) {
+    Tensor t = empty(shape);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(mean + std * gen.normal());
+    return t;
+  }
+  /// Uniform samples in [lo, hi) drawn from `gen`.
+  static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0), T hi = T(1)) {
+    Tensor t = empty(shape);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(lo + (hi - lo) * gen.uniform());
+    return t;
+  }
+
+  // ---- metadata ----
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const { return impl().shape; }
+  int64_t size(int64_t axis) const { return shape()[normalize_axis(axis, dim(), "size")]; }
+  const Shape& strides() const { return impl().strides; }
+  int64_t offset() const { return impl().offset; }
+  size_t dim() const { return shape().size(); }
+  int64_t numel() const { return shape().numel(); }
+  Device device() const { return impl().storage->device(); }
+  bool is_contiguous() const {
+    int64_t expect = 1;
+    for (size_t i = dim(); i-- > 0;) {
+      if (shape()[i] != 1 && strides()[i] != expect) return false;
+      expect *= shape()[i];
+    }
+    return true;
+  }
+  bool shares_storage(const Tensor& o) const { return impl().storage == o.impl().storage; }
+
+  /// Pointer to the first element (of the view).
+  T* data() const { return impl().data(); }
+  kernels::View<const T> view() const { return {data(), shape(), strides()}; }
+  kernels::View<T> mutable_view() const { return {data(), shape(), strides()}; }
+
+  /// Element access on CPU tensors, bounds-checked.
+  T& at(std::initializer_list<int64_t> index) const {
+    SIGLITE_CHECK(device().is_cpu(), "at: tensor is on ", device(), "; move it to the CPU first");
+    SIGLITE_CHECK(index.size() == dim(), "at: ", index.size(), " indices for a tensor of shape ", shape());
+    int64_t off = 0;
+    size_t i = 0;
+    for (int64_t v : index) {
+      SIGLITE_CHECK(v >= 0 && v < shape()[i], "at: index ", v, " out of range for axis ", i, " of shape ", shape());
+      off += v * strides()[i++];
+    }
+    return data()[off];
+  }
+  T item() const {
+    SIGLITE_CHECK(numel() == 1, "item: tensor of shape ", shape(), " has ", numel(), " elements, not one");
+    SIGLITE_CHECK(device().is_cpu(), "item: tensor is on ", device(), "; move it to the CPU first");
+    return data()[0];
+  }
+  std::vector<T> to_vector() const {
+    Tensor c = contiguous().to(Device::cpu());
+    return std::vector<T>(c.data(), c.data() + c.numel());
+  }
+
+  /// A copy on `device` (the tensor itself when it is there already).
+  Tensor to(Device device) const {
+    if (device == this->device()) return *this;
+    SIGLITE_CHECK(false, "to: cannot move a tensor from ", this->device(), " to ", device,
+                  " (siglite was built without that backend)");
+    return {};
+  }
+
+  // ---- views (differentiable; share storage) ----
+  Tensor reshape(const Shape& s) const { return siglite::reshape(*this, s); }
+  Tensor permute(const std::vector<int64_t>& dims) const { return siglite::permute(*this, dims); }
+  Tensor transpose(int64_t a, int64_t b) const { return siglite::transpose(*this, a, b); }
+  /// Swaps the last two axes.
+  Tensor t() const { return siglite::transpose(*this, -2, -1); }
+  Tensor slice(int64_t axis, int64_t start, int64_t end, int64_t step = 1) const {
+    return siglite::slice(*this, axis, start, end, step);
+  }
+  Tensor expand(const Shape& s) const { return siglite::expand(*this, s); }
+  Tensor unsqueeze(int64_t axis) const {
+    const size_t a = normalize_axis(axis, dim() + 1, "unsqueeze");
+    Shape s = shape();
+    s.insert(a, 1);
+    return reshape(s);
+  }
+  Tensor squeeze(int64_t axis) const {
+    const size_t a = normalize_axis(axis, dim(), "squeeze");
+    SIGLITE_CHECK(shape()[a] == 1, "squeeze: axis ", axis, " of shape ", shape(), " is not 1");
+    Shape s = shape();
+    s.erase(a);
+    return reshape(s);
+  }
+  /// This tensor when contiguous, else a contiguous copy (differentiable).
+  Tensor contiguous() const { return siglite::contiguous(*this); }
+  /// A contiguous copy that shares nothing with this tensor and records no history.
+  Tensor clone() const {
+    Tensor out = empty(shape(), device());
+    kernels::copy(device(), view(), out.mutable_view());
+    return out;
+  }
+
+  // ---- autograd ----
+  bool requires_grad() const { return impl().requires_grad; }
+  /// Marks a leaf as needing gradients (only floating-point leaves can).
+  Tensor& set_requires_grad(bool on = true) {
+    SIGLITE_CHECK(std::is_floating_point_v<T>, "set_requires_grad: only floating-point tensors take gradients");
+    SIGLITE_CHECK(is_leaf(), "set_requires_grad: only leaf tensors can change requires_grad; use detach()");
+    impl().requires_grad = on;
+    return *this;
+  }
+  bool is_leaf() const { return impl().grad_fn == nullptr; }
+  const std::shared_ptr<Node<T>>& grad_fn() const { return impl().grad_fn; }
+  /// The accumulated gradient, undefined until backward reached this leaf.
+  Tensor grad() const { return Tensor(impl().grad); }
+  void zero_grad() const { impl().grad.reset(); }
+  /// Same data, no history, requires no grad.
+  Tensor detach() const {
+    auto impl = std::make_shared<TensorImpl<T>>();
+    impl->storage = impl_->storage;
+    impl->shape = impl_->shape;
+    impl->strides = impl_->strides;
+    impl->offset = impl_->offset;
+    return Tensor(std::move(impl));
+  }
+  /// Backpropagates from this tensor. A non-scalar root needs `grad` of its shape.
+  void backward(const Tensor& grad = {}, bool retain_graph = false) const {
+    siglite::backward(*this, grad, retain_graph);
+  }
+
+  TensorImpl<T>& impl() const {
+    SIGLITE_CHECK(impl_ != nullptr, "Tensor: use of an undefined tensor");
+    return *impl_;
+  }
+  const std::shared_ptr<TensorImpl<T>>& impl_ptr() const { return impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl<T>> impl_;
+};
+
+template <typename T>
+std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
+  if (!t.defined()) return os << "Tensor(undefined)";
+  os << "Tensor" << t.shape() << ' ' << t.device() << (t.requires_grad() ? " requires_grad" : "") << '\n';
+  const std::vector<T> v = t.to_vector();
+  const int64_t cols = t.dim() ? t.shape().back() : 1;
+  const int64_t limit = 64;
+  for (int64_t i = 0; i < static_cast<int64_t>(v.size()) && i < limit; ++i) {
+    os << std::setw(11) << std::setprecision(5) << v[static_cast<size_t>(i)];
+    os << ((i + 1) % cols == 0 ? "\n" : " ");
+  }
+  if (static_cast<int64_t>(v.size()) > limit) os << "... (" << v.size() << " elements)\n";
+  return os;
+}
+
+}  // namespace siglite
+
+#include "siglite/autograd/engine.hpp"
+#include "siglite/ops/view.hpp"

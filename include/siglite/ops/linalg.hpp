@@ -1,0 +1,131 @@
+// matmul: 2-D and batched (any number of broadcast batch axes). Transposed views are passed to
+// the GEMM kernel as transposed operands, without copies.
+#pragma once
+#include <vector>
+
+#include "siglite/autograd/node.hpp"
+#include "siglite/core/tensor.hpp"
+#include "siglite/ops/reduce.hpp"
+
+namespace siglite {
+
+namespace detail {
+
+/// How one operand [batch..., rows, cols] is handed to the GEMM kernel.
+template <typename T>
+struct GemmOperand {
+  Tensor<T> t;  // keeps a copy alive when one was needed
+  bool trans = false;
+  int64_t ld = 0, batch_stride = 0;
+};
+
+/// Describes x (broadcast to `batch` batch axes) as a GEMM operand, copying only when its
+/// layout has no (ld, batch stride) form.
+template <typename T>
+GemmOperand<T> gemm_operand(const Tensor<T>& x, const Shape& batch) {
+  const size_t r = x.dim();
+  const int64_t rows = x.shape()[r - 2], cols = x.shape()[r - 1];
+  const int64_t s0 = x.strides()[r - 2], s1 = x.strides()[r - 1];
+  GemmOperand<T> op{x};
+  bool ok = true;
+  if ((s1 == 1 || cols == 1) && s0 >= cols) {
+    op.ld = rows == 1 ? cols : s0;
+  } else if ((s0 == 1 || rows == 1) && s1 >= rows) {
+    op.trans = true;
+    op.ld = cols == 1 ? rows : s1;
+  } else {
+    ok = false;
+  }
+  // Batch axes: all broadcast (stride 0), or one uniform stride over the full batch.
+  const size_t lead = batch.size() - (r - 2);
+  bool broadcast = true, uniform = true;
+  int64_t expect = -1;
+  for (size_t i = batch.size(); i-- > 0;) {
+    const int64_t ext = i < lead ? 1 : x.shape()[i - lead];
+    const int64_t str = i < lead ? 0 : x.strides()[i - lead];
+    if (ext != 1) broadcast = false;
+    if (ext != batch[i]) uniform = false;
+    if (batch[i] == 1) continue;
+    if (expect < 0) {
+      op.batch_stride = str;
+      expect = str * batch[i];
+    } else if (str != expect) {
+      uniform = false;
+    } else {
+      expect *= batch[i];
+    }
+  }
+  if (broadcast) op.batch_stride = 0;
+  if (ok && (broadcast || uniform)) return op;
+  Shape full = batch;
+  full.push_back(rows);
+  full.push_back(cols);
+  op.t = x.expand(full).clone();
+  op.trans = false;
+  op.ld = cols;
+  op.batch_stride = rows * cols;
+  return op;
+}
+
+/// a @ b without history.
+template <typename T>
+Tensor<T> matmul_raw(const Tensor<T>& a, const Tensor<T>& b) {
+  SIGLITE_CHECK(a.device() == b.device(), "matmul: operands on ", a.device(), " and ", b.device());
+  SIGLITE_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: operands of shapes ", a.shape(), " and ", b.shape(),
+                " need at least two axes each");
+  const int64_t m = a.shape()[a.dim() - 2], k = a.shape().back(), n = b.shape().back();
+  SIGLITE_CHECK(b.shape()[b.dim() - 2] == k, "matmul: shapes ", a.shape(), " and ", b.shape(),
+                " do not match (", k, " != ", b.shape()[b.dim() - 2], ")");
+  const Shape ba(std::vector<int64_t>(a.shape().begin(), a.shape().end() - 2));
+  const Shape bb(std::vector<int64_t>(b.shape().begin(), b.shape().end() - 2));
+  const Shape batch = broadcast_shapes(ba, bb, "matmul");
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  Tensor<T> out = Tensor<T>::empty(out_shape, a.device());
+  const GemmOperand<T> oa = gemm_operand(a, batch), ob = gemm_operand(b, batch);
+  kernels::GemmArgs<T> g;
+  g.trans_a = oa.trans;
+  g.trans_b = ob.trans;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.lda = oa.ld;
+  g.ldb = ob.ld;
+  g.ldc = n;
+  g.batch = batch.numel();
+  g.stride_a = oa.batch_stride;
+  g.stride_b = ob.batch_stride;
+  g.stride_c = m * n;
+  if (g.stride_b == 0 && !g.trans_a && (g.batch == 1 || g.stride_a == m * g.lda)) {
+    g.m *= g.batch;  // a shared right operand: fold the batch into the rows, one large GEMM
+    g.batch = 1;
+    g.stride_a = g.stride_c = 0;
+  }
+  kernels::gemm(a.device(), g, oa.t.data(), ob.t.data(), out.data());
+  return out;
+}
+
+}  // namespace detail
+
+/// Matrix product over the last two axes; leading axes are batch axes and broadcast.
+template <typename T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  const Tensor<T> as = a.detach(), bs = b.detach();
+  return record("matmul", detail::matmul_raw(a, b), {a, b},
+                [as, bs](const Tensor<T>& g, const std::vector<bool>& need) {
+                  Tensor<T> ga, gb;
+                  if (need[0]) ga = sum_to(detail::matmul_raw(g, bs.t()), as.shape());
+                  if (need[1]) {
+                    if (bs.dim() == 2 && as.dim() > 2) {  // shared weight: one GEMM over all rows
+                      const int64_t k = as.shape().back(), n = g.shape().back();
+                      gb = detail::matmul_raw(as.reshape({-1, k}).t(), g.reshape({-1, n}));
+                    } else {
+                      gb = sum_to(detail::matmul_raw(as.t(), g), bs.shape());
+                    }
+                  }
+                  return std::vector<Tensor<T>>{ga, gb};
+                });
+}
+
+}  // namespace siglite
