@@ -1,5 +1,5 @@
-// A two-layer MLP learns to tell the two spirals apart, trained with plain gradient descent on
-// siglite's autograd: forward, loss, backward, update, with a progress line.
+// A two-layer MLP learns to tell a disc from the ring around it, trained with plain gradient
+// descent on siglite's autograd: forward, loss, backward, update, with a progress line.
 #include <cmath>
 #include <cstdio>
 #include <siglite/siglite.hpp>
@@ -11,14 +11,16 @@ int main() {
   constexpr float lr = 0.5f;
   Generator gen(7);
 
-  // Two interleaved spirals in 2-D; label 1 for the second.
+  // Points in a disc of radius 0.5 (label 0) and in a ring from 0.7 to 1.0 around it (label 1).
   auto x = Tensor<float>::empty({n, 2});
   auto y = Tensor<float>::empty({n, 1});
   for (int64_t i = 0; i < n; ++i) {
-    const float r = static_cast<float>(i / 2) / (n / 2), a = 4.0f * r * 3.14159f + (i % 2) * 3.14159f;
-    x.at({i, 0}) = r * std::cos(a) + 0.02f * static_cast<float>(gen.normal());
-    x.at({i, 1}) = r * std::sin(a) + 0.02f * static_cast<float>(gen.normal());
-    y.at({i, 0}) = static_cast<float>(i % 2);
+    const bool outer = i % 2 == 1;
+    const double r = outer ? 0.7 + 0.3 * gen.uniform() : 0.5 * std::sqrt(gen.uniform());
+    const double a = 6.283185307179586 * gen.uniform();
+    x.at({i, 0}) = static_cast<float>(r * std::cos(a));
+    x.at({i, 1}) = static_cast<float>(r * std::sin(a));
+    y.at({i, 0}) = outer ? 1.0f : 0.0f;
   }
 
   auto w1 = Tensor<float>::randn({2, hidden}, gen, 0.0f, 1.0f).set_requires_grad();

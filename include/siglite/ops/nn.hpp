@@ -134,9 +134,15 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
   SIGLITE_CHECK(q.device() == k.device() && q.device() == v.device(), op, ": q, k, v on different devices");
   Shape score_shape = q.shape();
   score_shape[r - 1] = k.shape()[r - 2];
-  if (mask.defined())
-    SIGLITE_CHECK(broadcast_shapes(mask.shape(), score_shape, op) == score_shape, op, ": mask of shape ", mask.shape(),
-                  " does not broadcast to the scores ", score_shape);
+  if (mask.defined()) {
+    bool fits = mask.dim() <= r && mask.device() == q.device();
+    for (size_t i = 0; fits && i < mask.dim(); ++i) {
+      const int64_t m = mask.shape()[mask.dim() - 1 - i];
+      fits = m == 1 || m == score_shape[r - 1 - i];
+    }
+    SIGLITE_CHECK(fits, op, ": mask of shape ", mask.shape(), " on ", mask.device(), " does not broadcast to the scores ",
+                  score_shape, " on ", q.device());
+  }
   const T s = static_cast<T>(scale.value_or(1.0 / std::sqrt(static_cast<double>(q.shape()[r - 1]))));
   const Tensor<T> qs = q.detach(), ks = k.detach(), vs = v.detach();
   Tensor<T> scores = detail::matmul_raw(qs, ks.t());

@@ -1,0 +1,150 @@
+// The CPU kernel set: every kernel path (contiguous, strided, broadcast, parallel, oneDNN and
+// Eigen GEMM) checked against a plain double-precision reference, and the caching allocator.
+#include <catch2/catch.hpp>
+#include <siglite/siglite.hpp>
+
+using namespace siglite;
+using TF = Tensor<float>;
+using TD = Tensor<double>;
+
+namespace {
+
+TD to_double(const TF& x) {
+  const std::vector<float> v = x.to_vector();
+  return TD::from_vector(std::vector<double>(v.begin(), v.end()), x.shape());
+}
+
+/// Largest |a - b| / (1 + |b|) over all elements.
+double max_rel_diff(const TF& a, const TD& b) {
+  REQUIRE(a.shape() == b.shape());
+  const auto va = a.to_vector();
+  const auto vb = b.to_vector();
+  double m = 0;
+  for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]) / (1 + std::abs(vb[i])));
+  return m;
+}
+
+/// Reference matmul in double with three loops.
+TD naive_matmul(const TD& a, const TD& b) {
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  TD c = TD::zeros({m, n});
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < k; ++p) s += a.at({i, p}) * b.at({p, j});
+      c.at({i, j}) = s;
+    }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("backend: float GEMM (oneDNN or Eigen) matches a double reference in every layout", "[backend]") {
+  Generator gen(21);
+  for (auto [m, k, n] : {std::tuple{1, 1, 1}, {7, 13, 5}, {64, 96, 33}, {130, 70, 257}}) {
+    const TF a = TF::randn({m, k}, gen), b = TF::randn({k, n}, gen);
+    const TD ref = naive_matmul(to_double(a), to_double(b));
+    INFO("m=" << m << " k=" << k << " n=" << n);
+    CHECK(max_rel_diff(matmul(a, b), ref) < 1e-4);
+    CHECK(max_rel_diff(matmul(a.t().contiguous().t(), b), ref) < 1e-4);  // transposed left operand
+    CHECK(max_rel_diff(matmul(a, b.t().contiguous().t()), ref) < 1e-4);  // transposed right operand
+    CHECK(max_rel_diff(matmul(a.t().contiguous().t(), b.t().contiguous().t()), ref) < 1e-4);
+    CHECK(max_rel_diff(matmul(a, b), naive_matmul(to_double(a), to_double(b))) < 1e-4);
+  }
+  // Batched with broadcast batch, folded shared weights, and a strided (sliced) operand.
+  const TF x = TF::randn({3, 4, 8, 6}, gen), w = TF::randn({6, 5}, gen), wb = TF::randn({4, 6, 5}, gen);
+  const TF y = matmul(x, w), yb = matmul(x, wb);
+  const TF xs = TF::randn({8, 12}, gen).slice(1, 0, 12, 2);
+  const TF ys = matmul(xs, w);
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 4; ++j) {
+      const TF xi = x.slice(0, i, i + 1).slice(1, j, j + 1).reshape({8, 6});
+      CHECK(max_rel_diff(y.slice(0, i, i + 1).slice(1, j, j + 1).reshape({8, 5}),
+                         naive_matmul(to_double(xi), to_double(w))) < 1e-4);
+      CHECK(max_rel_diff(yb.slice(0, i, i + 1).slice(1, j, j + 1).reshape({8, 5}),
+                         naive_matmul(to_double(xi), to_double(wb.slice(0, j, j + 1).reshape({6, 5})))) < 1e-4);
+    }
+  CHECK(max_rel_diff(ys, naive_matmul(to_double(xs.contiguous()), to_double(w))) < 1e-4);
+  CHECK(matmul(TF::zeros({3, 0}), TF::zeros({0, 4})).to_vector() == std::vector<float>(12, 0.0f));
+}
+
+TEST_CASE("backend: elementwise and reduction paths agree with double precision", "[backend]") {
+  Generator gen(22);
+  // Large enough to run on several threads; strided and broadcast operands take the row path.
+  const TF a = TF::randn({64, 300}, gen), b = TF::randn({300}, gen), c = TF::randn({64, 1}, gen);
+  const TD da = to_double(a), db = to_double(b), dc = to_double(c);
+  CHECK(max_rel_diff(a * b + c, da * db + dc) < 1e-6);
+  CHECK(max_rel_diff(a.t() - c.t(), da.t() - dc.t()) < 1e-6);
+  CHECK(max_rel_diff(c / (abs(a.t().t()) + 1.0f), dc / (abs(da) + 1.0)) < 1e-6);
+  CHECK(max_rel_diff(gelu(a), gelu(da)) < 1e-6);
+  CHECK(max_rel_diff(gelu(a, GeluApprox::None), gelu(da, GeluApprox::None)) < 1e-6);
+  CHECK(max_rel_diff(log_sigmoid(a * 100.0f), log_sigmoid(da * 100.0)) < 1e-6);
+  // Rows, columns, and a permuted layout that needs a copy.
+  const TF x = TF::randn({16, 32, 40}, gen);
+  const TD dx = to_double(x);
+  for (const std::vector<int64_t>& axes : {std::vector<int64_t>{2}, {0}, {0, 1}, {1}, {0, 2}}) {
+    CHECK(max_rel_diff(sum(x, axes), sum(dx, axes)) < 1e-5);
+    CHECK(max_rel_diff(max(x, axes), max(dx, axes)) < 1e-7);
+    CHECK(max_rel_diff(sum(x.transpose(0, 2), axes), sum(dx.transpose(0, 2), axes)) < 1e-5);
+  }
+  CHECK(max_rel_diff(softmax(x, 1), softmax(dx, 1)) < 1e-6);
+  CHECK(max_rel_diff(log_softmax(x * 50.0f, -1), log_softmax(dx * 50.0, -1)) < 1e-5);
+  const TF w = TF::randn({40}, gen), bias = TF::randn({40}, gen);
+  CHECK(max_rel_diff(layer_norm(x, w, bias, 1e-6), layer_norm(dx, to_double(w), to_double(bias), 1e-6)) < 1e-5);
+}
+
+TEST_CASE("backend: softmax of a fully masked row stays finite", "[backend]") {
+  const float inf = std::numeric_limits<float>::infinity();
+  const TF x = TF::from_vector({-inf, -inf, 1, 2}, {2, 2});
+  const auto v = softmax(x).to_vector();
+  for (float e : {v[2], v[3]}) CHECK(std::isfinite(e));
+  CHECK(v[2] + v[3] == Approx(1.0f));
+}
+
+TEST_CASE("backend: dropout keeps about 1-p of the elements and rescales them", "[backend]") {
+  Generator gen(23);
+  const TF x = TF::ones({100000});
+  const TF y = dropout(x, 0.25, gen, true);
+  const auto v = y.to_vector();
+  int64_t kept = 0, other = 0;
+  for (float e : v) {
+    kept += e == 1.0f / 0.75f;
+    other += e != 0.0f && e != 1.0f / 0.75f;
+  }
+  CHECK(other == 0);
+  CHECK(std::abs(static_cast<double>(kept) / 100000 - 0.75) < 0.01);
+  CHECK(dropout(x, 0.25, gen, false).shares_storage(x));
+  CHECK(sum(dropout(x, 1.0, gen, true)).item() == 0.0f);
+  Generator g1(9), g2(9);
+  CHECK(dropout(x, 0.5, g1, true).to_vector() == dropout(x, 0.5, g2, true).to_vector());
+}
+
+TEST_CASE("backend: a repeated training step allocates nothing from the system", "[backend]") {
+  Generator gen(24);
+  const TF w1 = TF::randn({32, 64}, gen).set_requires_grad(), w2 = TF::randn({64, 8}, gen).set_requires_grad();
+  const TF x = TF::randn({16, 32}, gen);
+  const auto step = [&] {
+    const TF loss = sum(softmax(matmul(gelu(layer_norm(matmul(x, w1), TF(), TF())), w2)));
+    loss.backward();
+    w1.zero_grad();
+    w2.zero_grad();
+  };
+  step();
+  step();
+  const AllocatorStats before = CpuAllocator::instance().stats();
+  for (int i = 0; i < 3; ++i) step();
+  const AllocatorStats after = CpuAllocator::instance().stats();
+  CHECK(after.system_allocations == before.system_allocations);
+  CHECK(after.cache_hits > before.cache_hits);
+}
+
+TEST_CASE("backend: the allocator returns cached blocks to the system on request", "[backend]") {
+  CpuAllocator& alloc = CpuAllocator::instance();
+  { const TF t = TF::zeros({1 << 16}); }
+  CHECK(alloc.stats().bytes_cached >= (1 << 18));
+  alloc.empty_cache();
+  CHECK(alloc.stats().bytes_cached == 0);
+  const int64_t sys = alloc.stats().system_allocations;
+  { const TF t = TF::zeros({1 << 16}); }
+  CHECK(alloc.stats().system_allocations == sys + 1);
+}

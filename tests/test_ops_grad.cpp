@@ -1,0 +1,179 @@
+// Finite-difference gradient checks (double precision) for every differentiable op, on random
+// shapes that include broadcasting.
+#include <catch2/catch.hpp>
+#include <siglite/siglite.hpp>
+
+using namespace siglite;
+using TD = Tensor<double>;
+using Inputs = std::vector<TD>;
+
+namespace {
+
+TD leaf(const Shape& s, Generator& gen, double lo = -2, double hi = 2) {
+  return TD::uniform(s, gen, lo, hi).set_requires_grad();
+}
+
+/// Values in [lo, hi] with |x| >= gap: keeps kinks (abs, relu) away from the finite-difference steps.
+TD leaf_away_from_zero(const Shape& s, Generator& gen, double gap = 0.1) {
+  TD t = TD::uniform(s, gen, gap, 2.0);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (gen.uniform() < 0.5) t.data()[i] = -t.data()[i];
+  return t.set_requires_grad();
+}
+
+void expect_grads(const std::function<TD(const Inputs&)>& f, const Inputs& in) {
+  const GradcheckResult r = gradcheck(f, in);
+  INFO(r.message << " (max abs error " << r.max_abs_error << ")");
+  CHECK(r.ok);
+}
+
+/// A random shape of rank 1..4 with extents 1..4, and a second shape that broadcasts with it.
+std::pair<Shape, Shape> broadcast_pair(Generator& gen) {
+  Shape a;
+  const auto rank = 1 + gen.randint(4);
+  for (uint64_t i = 0; i < rank; ++i) a.push_back(1 + static_cast<int64_t>(gen.randint(4)));
+  Shape b;
+  const auto drop = gen.randint(rank);
+  for (size_t i = drop; i < a.size(); ++i) b.push_back(gen.uniform() < 0.4 ? 1 : a[i]);
+  if (gen.uniform() < 0.5) std::swap(a, b);
+  return {a, b};
+}
+
+}  // namespace
+
+TEST_CASE("gradcheck: binary ops with broadcasting", "[gradcheck]") {
+  Generator gen(11);
+  for (int trial = 0; trial < 6; ++trial) {
+    const auto [sa, sb] = broadcast_pair(gen);
+    INFO("shapes " << sa << " and " << sb);
+    expect_grads([](const Inputs& x) { return x[0] + x[1]; }, {leaf(sa, gen), leaf(sb, gen)});
+    expect_grads([](const Inputs& x) { return x[0] - x[1]; }, {leaf(sa, gen), leaf(sb, gen)});
+    expect_grads([](const Inputs& x) { return x[0] * x[1]; }, {leaf(sa, gen), leaf(sb, gen)});
+    expect_grads([](const Inputs& x) { return x[0] / x[1]; }, {leaf(sa, gen), leaf_away_from_zero(sb, gen, 0.5)});
+    expect_grads([](const Inputs& x) { return maximum(x[0], x[1]); }, {leaf(sa, gen), leaf(sb, gen)});
+  }
+  expect_grads([](const Inputs& x) { return x[0] * 3.0 + 1.5 - x[0] / 2.0; }, {leaf({3, 2}, gen)});
+  expect_grads([](const Inputs& x) { return 2.0 / x[0] + (1.0 - x[0]); }, {leaf_away_from_zero({5}, gen, 0.5)});
+}
+
+TEST_CASE("gradcheck: unary ops", "[gradcheck]") {
+  Generator gen(12);
+  const Shape s{3, 4};
+  const auto pos = [&] { return leaf(s, gen, 0.2, 3.0); };
+  expect_grads([](const Inputs& x) { return neg(x[0]); }, {leaf(s, gen)});
+  expect_grads([](const Inputs& x) { return exp(x[0]); }, {leaf(s, gen)});
+  expect_grads([](const Inputs& x) { return log(x[0]); }, {pos()});
+  expect_grads([](const Inputs& x) { return sqrt(x[0]); }, {pos()});
+  expect_grads([](const Inputs& x) { return rsqrt(x[0]); }, {pos()});
+  expect_grads([](const Inputs& x) { return pow(x[0], 2.5); }, {pos()});
+  expect_grads([](const Inputs& x) { return pow(x[0], -1.0); }, {pos()});
+  expect_grads([](const Inputs& x) { return abs(x[0]); }, {leaf_away_from_zero(s, gen)});
+  expect_grads([](const Inputs& x) { return relu(x[0]); }, {leaf_away_from_zero(s, gen)});
+  expect_grads([](const Inputs& x) { return tanh(x[0]); }, {leaf(s, gen)});
+  expect_grads([](const Inputs& x) { return sigmoid(x[0]); }, {leaf(s, gen, -8, 8)});
+  expect_grads([](const Inputs& x) { return log_sigmoid(x[0]); }, {leaf(s, gen, -8, 8)});
+  expect_grads([](const Inputs& x) { return softplus(x[0]); }, {leaf(s, gen, -8, 8)});
+  expect_grads([](const Inputs& x) { return gelu(x[0]); }, {leaf(s, gen, -4, 4)});
+  expect_grads([](const Inputs& x) { return gelu(x[0], GeluApprox::None); }, {leaf(s, gen, -4, 4)});
+}
+
+TEST_CASE("gradcheck: log_sigmoid and softplus stay exact far from zero", "[gradcheck]") {
+  const TD x = TD::from_vector({-1e4, -50, 50, 1e4}).set_requires_grad();
+  expect_grads([](const Inputs& in) { return log_sigmoid(in[0]); }, {x});
+  expect_grads([](const Inputs& in) { return softplus(in[0]); }, {x.detach().clone().set_requires_grad()});
+}
+
+TEST_CASE("gradcheck: reductions over axes", "[gradcheck]") {
+  Generator gen(13);
+  const Shape s{2, 3, 4};
+  for (bool keep : {false, true}) {
+    for (const std::vector<int64_t>& axes : {std::vector<int64_t>{}, {0}, {1}, {-1}, {0, 2}, {1, 2}}) {
+      INFO("axes of size " << axes.size() << " keepdim " << keep);
+      expect_grads([&](const Inputs& x) { return sum(x[0], axes, keep); }, {leaf(s, gen)});
+      expect_grads([&](const Inputs& x) { return mean(x[0], axes, keep); }, {leaf(s, gen)});
+      expect_grads([&](const Inputs& x) { return max(x[0], axes, keep); }, {leaf(s, gen)});
+    }
+  }
+}
+
+TEST_CASE("gradcheck: matmul, 2-D, batched, broadcast and transposed", "[gradcheck]") {
+  Generator gen(14);
+  const auto mm = [](const Inputs& x) { return matmul(x[0], x[1]); };
+  expect_grads(mm, {leaf({3, 4}, gen), leaf({4, 5}, gen)});
+  expect_grads(mm, {leaf({2, 3, 4}, gen), leaf({2, 4, 5}, gen)});
+  expect_grads(mm, {leaf({2, 3, 4}, gen), leaf({4, 5}, gen)});
+  expect_grads(mm, {leaf({3, 4}, gen), leaf({2, 4, 5}, gen)});
+  expect_grads(mm, {leaf({2, 1, 3, 4}, gen), leaf({3, 4, 2}, gen)});
+  expect_grads(mm, {leaf({2, 2, 3, 4}, gen), leaf({2, 2, 4, 3}, gen)});
+  expect_grads([](const Inputs& x) { return matmul(x[0].t(), x[1]); }, {leaf({4, 3}, gen), leaf({4, 5}, gen)});
+  expect_grads([](const Inputs& x) { return matmul(x[0], x[1].t()); }, {leaf({2, 3, 4}, gen), leaf({2, 5, 4}, gen)});
+  expect_grads([](const Inputs& x) { return matmul(x[0].t(), x[1].t()); }, {leaf({2, 4, 3}, gen), leaf({5, 4}, gen)});
+  expect_grads([](const Inputs& x) { return matmul(x[0].permute({1, 0, 2}), x[1]); },
+               {leaf({3, 2, 4}, gen), leaf({2, 4, 2}, gen)});
+}
+
+TEST_CASE("gradcheck: softmax, log_softmax, layer_norm, l2_normalize", "[gradcheck]") {
+  Generator gen(15);
+  for (int64_t axis : {-1, 0, 1}) {
+    expect_grads([axis](const Inputs& x) { return softmax(x[0], axis); }, {leaf({3, 4, 2}, gen)});
+    expect_grads([axis](const Inputs& x) { return log_softmax(x[0], axis); }, {leaf({3, 4, 2}, gen)});
+    expect_grads([axis](const Inputs& x) { return l2_normalize(x[0], axis); }, {leaf({3, 4, 2}, gen)});
+  }
+  expect_grads([](const Inputs& x) { return layer_norm(x[0], x[1], x[2], 1e-6); },
+               {leaf({2, 3, 5}, gen), leaf({5}, gen), leaf({5}, gen)});
+  expect_grads([](const Inputs& x) { return layer_norm(x[0], TD(), TD()); }, {leaf({4, 6}, gen)});
+}
+
+TEST_CASE("gradcheck: scaled dot-product attention", "[gradcheck]") {
+  Generator gen(16);
+  const auto attn = [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); };
+  expect_grads(attn, {leaf({2, 3, 4}, gen), leaf({2, 5, 4}, gen), leaf({2, 5, 3}, gen)});
+  expect_grads([](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], x[3], 0.7); },
+               {leaf({2, 2, 3, 4}, gen), leaf({2, 2, 5, 4}, gen), leaf({2, 2, 5, 4}, gen), leaf({3, 5}, gen)});
+  expect_grads([](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], x[3]); },
+               {leaf({2, 1, 4}, gen), leaf({2, 6, 4}, gen), leaf({2, 6, 4}, gen), leaf({2, 1, 6}, gen)});
+}
+
+TEST_CASE("gradcheck: views", "[gradcheck]") {
+  Generator gen(17);
+  expect_grads([](const Inputs& x) { return x[0].reshape({4, -1}) * 2.0; }, {leaf({2, 3, 2}, gen)});
+  expect_grads([](const Inputs& x) { return x[0].transpose(0, 2) * x[1]; }, {leaf({2, 3, 4}, gen), leaf({4, 3, 2}, gen)});
+  expect_grads([](const Inputs& x) { return x[0].permute({2, 0, 1}).contiguous(); }, {leaf({2, 3, 4}, gen)});
+  expect_grads([](const Inputs& x) { return x[0].slice(1, 1, 4, 2) * 3.0; }, {leaf({2, 5}, gen)});
+  expect_grads([](const Inputs& x) { return x[0].slice(0, -2, 10); }, {leaf({4, 2}, gen)});
+  expect_grads([](const Inputs& x) { return x[0].expand({3, 2, 4}) * x[1]; }, {leaf({2, 1}, gen), leaf({3, 2, 4}, gen)});
+  expect_grads([](const Inputs& x) { return x[0].unsqueeze(1).squeeze(1).t(); }, {leaf({2, 3}, gen)});
+}
+
+TEST_CASE("gradcheck: concat, stack, index_select, embedding, patchify", "[gradcheck]") {
+  Generator gen(18);
+  expect_grads([](const Inputs& x) { return concat(x, 1); }, {leaf({2, 1, 3}, gen), leaf({2, 3, 3}, gen)});
+  expect_grads([](const Inputs& x) { return concat(x, -1); }, {leaf({2, 2}, gen), leaf({2, 1}, gen), leaf({2, 3}, gen)});
+  expect_grads([](const Inputs& x) { return stack(x, 0); }, {leaf({2, 3}, gen), leaf({2, 3}, gen)});
+  expect_grads([](const Inputs& x) { return stack(x, 2); }, {leaf({2, 3}, gen), leaf({2, 3}, gen)});
+  const auto idx = Tensor<int64_t>::from_vector({2, 0, 2, 1});
+  expect_grads([&](const Inputs& x) { return index_select(x[0], 1, idx); }, {leaf({2, 3, 2}, gen)});
+  const auto ids = Tensor<int64_t>::from_vector({0, 4, 4, 1, 2, 0}, {2, 3});
+  expect_grads([&](const Inputs& x) { return embedding(x[0], ids); }, {leaf({5, 3}, gen)});
+  expect_grads([](const Inputs& x) { return patchify(x[0], 2); }, {leaf({2, 3, 4, 6}, gen)});
+}
+
+TEST_CASE("gradcheck: dropout with a fixed mask", "[gradcheck]") {
+  Generator gen(19);
+  expect_grads(
+      [](const Inputs& x) {
+        Generator mask_gen(5);  // the same mask at every evaluation
+        return dropout(x[0], 0.3, mask_gen, true);
+      },
+      {leaf({4, 5}, gen)});
+}
+
+TEST_CASE("gradcheck: a small composed model", "[gradcheck]") {
+  Generator gen(20);
+  expect_grads(
+      [](const Inputs& x) {
+        const TD h = gelu(matmul(layer_norm(x[0], x[1], x[2]), x[3]));
+        return l2_normalize(sum(softmax(h, -1) * h, {1}), -1);
+      },
+      {leaf({2, 3, 4}, gen), leaf({4}, gen), leaf({4}, gen), leaf({4, 4}, gen)});
+}
