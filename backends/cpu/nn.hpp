@@ -25,8 +25,10 @@ void softmax(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
         if (!log) yr[c] = ev;
       }
       if (log) {
-        const T lse = mx + std::log(sum);
-        for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] - lse;
+        // (x - max) - log(sum), never x - (max + log(sum)): the rounded sum max + log(sum) would
+        // cost outputs near 0 an ulp of max, 1e-3 in float at |x| = 1e4.
+        const T log_sum = std::log(sum);
+        for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - mx) - log_sum;
       } else {
         const T inv = T(1) / sum;
         for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
