@@ -4,16 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .ci/install-deps
-jobs=$(nproc)
+jobs=$(nproc)  # for compiling; tests run one at a time, each on all cores (OpenMP)
 
 echo "== release build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$jobs"
-(cd build && ctest --output-on-failure -j "$jobs")
+(cd build && ctest --output-on-failure)
 
 echo "== sanitizer build (ASan + UBSan)"
 cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSIGLITE_SANITIZE=ON \
       -DSIGLITE_BUILD_BENCH=OFF -DSIGLITE_BUILD_SAMPLES=OFF -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g"
 cmake --build build-sanitize -j "$jobs"
 (cd build-sanitize && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-   ctest --output-on-failure -j "$jobs")
+   ctest --output-on-failure)
