@@ -40,11 +40,31 @@ struct GemmArgs {
   T alpha = 1, beta = 0;
 };
 
+/// One AdamW step (torch.optim.AdamW): bias_correction1/2 = 1 - beta1^t, 1 - beta2^t for the
+/// parameter's step count t.
+struct AdamWArgs {
+  double lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+  double bias_correction1 = 1, bias_correction2 = 1;
+};
+
+/// One SGD step (torch.optim.SGD); `first_step` starts the momentum buffer at the gradient.
+struct SgdArgs {
+  double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
+  bool nesterov = false, first_step = false;
+};
+
+/// One LION step (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms").
+struct LionArgs {
+  double lr = 0, beta1 = 0, beta2 = 0, weight_decay = 0;
+};
+
 }  // namespace siglite::kernels
 
 #include "backends/cpu/elementwise.hpp"
 #include "backends/cpu/gemm.hpp"
+#include "backends/cpu/loss.hpp"
 #include "backends/cpu/nn.hpp"
+#include "backends/cpu/optim.hpp"
 
 namespace siglite::kernels {
 
@@ -146,6 +166,24 @@ void scatter_add(Device d, const T* g, const int64_t* idx, T* gx, int64_t outer,
   cpu::scatter_add(g, idx, gx, outer, n_src, n_idx, inner);
 }
 
+/// One tile of the sigmoid loss (the tiled loss calls it once per tile): z [rows, cols], leading dimension ld,
+/// holds t * x_i . y_j; returns sum of -log_sigmoid(label * (z + bias)) in double, with label +1 on the pairs
+/// where col == row + diag (the positives) and -1 elsewhere.
+template <typename T>
+double sigmoid_loss_tile(Device d, const T* z, int64_t rows, int64_t cols, int64_t ld, int64_t diag, T bias) {
+  detail::require_cpu(d, "sigmoid_loss_tile");
+  return cpu::sigmoid_loss_tile(z, rows, cols, ld, diag, bias);
+}
+
+/// Backward of one tile: overwrites z with G = (sigmoid(z + bias) - [col == row + diag]) * scale and adds
+/// sum(G) to *sum_g and sum(G .* z) (z as given, so t * x_i . y_j) to *sum_gz: the gradients of b and t'.
+template <typename T>
+void sigmoid_loss_tile_backward(Device d, T* z, int64_t rows, int64_t cols, int64_t ld, int64_t diag, T bias,
+                                T scale, double* sum_g, double* sum_gz) {
+  detail::require_cpu(d, "sigmoid_loss_tile_backward");
+  cpu::sigmoid_loss_tile_backward(z, rows, cols, ld, diag, bias, scale, sum_g, sum_gz);
+}
+
 /// Copies [N,C,H,W] images into [N, (H/P)*(W/P), C*P*P] patches (row-major patch grid, each
 /// patch flattened as (c, ky, kx) to match a conv weight [D,C,P,P]), or back when `to_images`.
 template <typename T>
@@ -153,6 +191,33 @@ void patchify(Device d, T* images, T* patches, int64_t n, int64_t c, int64_t h, 
               bool to_images) {
   detail::require_cpu(d, "patchify");
   cpu::patchify(images, patches, n, c, h, w, p, to_images);
+}
+
+/// In-place optimizer updates of a contiguous parameter p from its gradient g and its state
+/// buffers (each of n elements).
+template <typename T>
+void adamw_update(Device d, T* p, const T* g, T* exp_avg, T* exp_avg_sq, int64_t n, const AdamWArgs& a) {
+  detail::require_cpu(d, "adamw_update");
+  cpu::adamw_update(p, g, exp_avg, exp_avg_sq, n, a);
+}
+
+template <typename T>
+void sgd_update(Device d, T* p, const T* g, T* momentum_buffer, int64_t n, const SgdArgs& a) {
+  detail::require_cpu(d, "sgd_update");
+  cpu::sgd_update(p, g, momentum_buffer, n, a);
+}
+
+template <typename T>
+void lion_update(Device d, T* p, const T* g, T* exp_avg, int64_t n, const LionArgs& a) {
+  detail::require_cpu(d, "lion_update");
+  cpu::lion_update(p, g, exp_avg, n, a);
+}
+
+/// Sum of squares of a contiguous buffer, accumulated in double (gradient norms).
+template <typename T>
+double sum_squares(Device d, const T* x, int64_t n) {
+  detail::require_cpu(d, "sum_squares");
+  return cpu::sum_squares(x, n);
 }
 
 }  // namespace siglite::kernels
