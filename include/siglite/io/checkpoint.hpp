@@ -1,0 +1,54 @@
+// SigLIP model directories in Hugging Face's form: config.json + model.safetensors (HF names).
+// A directory written here loads in HF's SiglipModel.from_pretrained, and an HF SigLIP directory
+// loads here.
+#pragma once
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "siglite/io/safetensors.hpp"
+#include "siglite/models/siglip.hpp"
+
+namespace siglite::io {
+
+/// Writes `text` to `path` atomically (temporary file, then rename).
+inline void write_text_atomic(const std::filesystem::path& path, const std::string& text) {
+  const std::string tmp = detail::temporary_name(path);
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      throw Error(siglite::detail::cat("write_text_atomic: cannot write ", path.string()));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw Error(siglite::detail::cat("write_text_atomic: cannot rename onto ", path.string()));
+  }
+}
+
+/// Saves config.json and model.safetensors into `dir` (created if needed).
+inline void save_pretrained(const models::SigLIP<float>& model, const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  SIGLITE_CHECK(std::filesystem::is_directory(dir), "save_pretrained: cannot create directory ", dir.string());
+  save_safetensors(dir / "model.safetensors", model);
+  write_text_atomic(dir / "config.json", model.config().to_json().dump(2) + "\n");
+}
+
+/// Builds the model that `dir`/config.json describes and loads `dir`/model.safetensors into it
+/// (strict: one error lists every missing, unexpected or mismatched tensor).
+inline std::unique_ptr<models::SigLIP<float>> load_pretrained(const std::filesystem::path& dir) {
+  SIGLITE_CHECK(std::filesystem::is_directory(dir), "load_pretrained: ", dir.string(), " is not a directory");
+  auto model = std::make_unique<models::SigLIP<float>>(models::SiglipConfig::load((dir / "config.json").string()));
+  load_safetensors(*model, dir / "model.safetensors", true);
+  return model;
+}
+
+}  // namespace siglite::io

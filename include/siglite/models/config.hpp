@@ -1,0 +1,224 @@
+// SiglipConfig: the two towers' sizes, read from and written to JSON in the form of Hugging
+// Face's config.json (text_config, vision_config, same keys), and the named presets.
+#pragma once
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "siglite/core/error.hpp"
+#include "siglite/ops/elementwise.hpp"
+
+namespace siglite::models {
+
+struct VisionConfig {
+  int64_t hidden_size = 768;
+  int64_t intermediate_size = 3072;
+  int64_t num_hidden_layers = 12;
+  int64_t num_attention_heads = 12;
+  int64_t num_channels = 3;
+  int64_t image_size = 224;
+  int64_t patch_size = 16;
+  double layer_norm_eps = 1e-6;
+  std::string hidden_act = "gelu_pytorch_tanh";
+  std::string pooling = "map";  // map (the MAP head) | gap (mean of the tokens) | none (all tokens)
+
+  int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
+};
+
+struct TextConfig {
+  int64_t vocab_size = 32000;
+  int64_t hidden_size = 768;
+  int64_t intermediate_size = 3072;
+  int64_t num_hidden_layers = 12;
+  int64_t num_attention_heads = 12;
+  int64_t max_position_embeddings = 64;  // the fixed text length
+  int64_t projection_size = 768;         // the embedding size, output of the head
+  double layer_norm_eps = 1e-6;
+  std::string hidden_act = "gelu_pytorch_tanh";
+  int64_t pad_token_id = 1;
+  int64_t eos_token_id = 1;
+  std::string pooling = "last";  // last (the EOS position) | first
+};
+
+struct SiglipConfig {
+  TextConfig text;
+  VisionConfig vision;
+  double logit_scale_init = std::log(10.0);  // t' (t = exp(t') = 10)
+  double logit_bias_init = -10.0;            // b
+
+  /// Checks that the sizes make a model; throws naming the offending key.
+  void validate() const {
+    const auto positive = [](int64_t v, const char* key) {
+      SIGLITE_CHECK(v > 0, "SiglipConfig: ", key, " = ", v, " must be positive");
+    };
+    positive(vision.hidden_size, "vision_config.hidden_size");
+    positive(vision.intermediate_size, "vision_config.intermediate_size");
+    positive(vision.num_hidden_layers, "vision_config.num_hidden_layers");
+    positive(vision.num_attention_heads, "vision_config.num_attention_heads");
+    positive(vision.num_channels, "vision_config.num_channels");
+    positive(vision.patch_size, "vision_config.patch_size");
+    positive(text.vocab_size, "text_config.vocab_size");
+    positive(text.hidden_size, "text_config.hidden_size");
+    positive(text.intermediate_size, "text_config.intermediate_size");
+    positive(text.num_hidden_layers, "text_config.num_hidden_layers");
+    positive(text.num_attention_heads, "text_config.num_attention_heads");
+    positive(text.max_position_embeddings, "text_config.max_position_embeddings");
+    positive(text.projection_size, "text_config.projection_size");
+    SIGLITE_CHECK(vision.image_size > 0 && vision.image_size % vision.patch_size == 0, "SiglipConfig: image_size ",
+                  vision.image_size, " is not a multiple of patch_size ", vision.patch_size);
+    SIGLITE_CHECK(vision.hidden_size % vision.num_attention_heads == 0, "SiglipConfig: vision hidden_size ",
+                  vision.hidden_size, " is not divisible by ", vision.num_attention_heads, " heads");
+    SIGLITE_CHECK(text.hidden_size % text.num_attention_heads == 0, "SiglipConfig: text hidden_size ",
+                  text.hidden_size, " is not divisible by ", text.num_attention_heads, " heads");
+    SIGLITE_CHECK(text.projection_size == vision.hidden_size, "SiglipConfig: text projection_size ",
+                  text.projection_size, " differs from the image embedding size (vision hidden_size ",
+                  vision.hidden_size, ")");
+    act(vision.hidden_act);
+    act(text.hidden_act);
+    SIGLITE_CHECK(vision.pooling == "map" || vision.pooling == "gap" || vision.pooling == "none",
+                  "SiglipConfig: vision pooling '", vision.pooling, "' is not map, gap or none");
+    SIGLITE_CHECK(text.pooling == "last" || text.pooling == "first", "SiglipConfig: text pooling '", text.pooling,
+                  "' is not last or first");
+  }
+
+  /// The GELU variant an hidden_act string names.
+  static GeluApprox act(const std::string& name) {
+    if (name == "gelu_pytorch_tanh" || name == "gelu_new") return GeluApprox::Tanh;
+    SIGLITE_CHECK(name == "gelu", "SiglipConfig: hidden_act '", name, "' is not supported (gelu_pytorch_tanh or gelu)");
+    return GeluApprox::None;
+  }
+
+  nlohmann::json to_json() const {
+    nlohmann::json j;
+    j["architectures"] = {"SiglipModel"};
+    j["model_type"] = "siglip";
+    j["initializer_factor"] = 1.0;
+    j["text_config"] = {{"model_type", "siglip_text_model"},
+                        {"vocab_size", text.vocab_size},
+                        {"hidden_size", text.hidden_size},
+                        {"intermediate_size", text.intermediate_size},
+                        {"num_hidden_layers", text.num_hidden_layers},
+                        {"num_attention_heads", text.num_attention_heads},
+                        {"max_position_embeddings", text.max_position_embeddings},
+                        {"projection_size", text.projection_size},
+                        {"layer_norm_eps", text.layer_norm_eps},
+                        {"hidden_act", text.hidden_act},
+                        {"pad_token_id", text.pad_token_id},
+                        {"eos_token_id", text.eos_token_id},
+                        {"siglite_pooling", text.pooling}};
+    j["vision_config"] = {{"model_type", "siglip_vision_model"},
+                          {"hidden_size", vision.hidden_size},
+                          {"intermediate_size", vision.intermediate_size},
+                          {"num_hidden_layers", vision.num_hidden_layers},
+                          {"num_attention_heads", vision.num_attention_heads},
+                          {"num_channels", vision.num_channels},
+                          {"image_size", vision.image_size},
+                          {"patch_size", vision.patch_size},
+                          {"layer_norm_eps", vision.layer_norm_eps},
+                          {"hidden_act", vision.hidden_act},
+                          {"vision_use_head", vision.pooling == "map"},
+                          {"siglite_pooling", vision.pooling}};
+    j["siglite_logit_scale_init"] = logit_scale_init;
+    j["siglite_logit_bias_init"] = logit_bias_init;
+    return j;
+  }
+
+  /// Reads an HF config.json object; keys it lacks keep HF's defaults (those of the B/16 model).
+  static SiglipConfig from_json(const nlohmann::json& j) {
+    SIGLITE_CHECK(j.is_object(), "SiglipConfig: the config is not a JSON object");
+    SiglipConfig c;
+    try {
+      const auto get = [](const nlohmann::json& o, const char* key, auto& field) {
+        if (o.contains(key) && !o.at(key).is_null()) o.at(key).get_to(field);
+      };
+      if (j.contains("text_config")) {
+        const auto& t = j.at("text_config");
+        get(t, "vocab_size", c.text.vocab_size);
+        get(t, "hidden_size", c.text.hidden_size);
+        get(t, "intermediate_size", c.text.intermediate_size);
+        get(t, "num_hidden_layers", c.text.num_hidden_layers);
+        get(t, "num_attention_heads", c.text.num_attention_heads);
+        get(t, "max_position_embeddings", c.text.max_position_embeddings);
+        c.text.projection_size = c.text.hidden_size;  // HF's default when the key is absent
+        get(t, "projection_size", c.text.projection_size);
+        get(t, "layer_norm_eps", c.text.layer_norm_eps);
+        get(t, "hidden_act", c.text.hidden_act);
+        get(t, "pad_token_id", c.text.pad_token_id);
+        get(t, "eos_token_id", c.text.eos_token_id);
+        get(t, "siglite_pooling", c.text.pooling);
+      }
+      if (j.contains("vision_config")) {
+        const auto& v = j.at("vision_config");
+        get(v, "hidden_size", c.vision.hidden_size);
+        get(v, "intermediate_size", c.vision.intermediate_size);
+        get(v, "num_hidden_layers", c.vision.num_hidden_layers);
+        get(v, "num_attention_heads", c.vision.num_attention_heads);
+        get(v, "num_channels", c.vision.num_channels);
+        get(v, "image_size", c.vision.image_size);
+        get(v, "patch_size", c.vision.patch_size);
+        get(v, "layer_norm_eps", c.vision.layer_norm_eps);
+        get(v, "hidden_act", c.vision.hidden_act);
+        bool use_head = true;
+        get(v, "vision_use_head", use_head);
+        c.vision.pooling = use_head ? "map" : "none";
+        get(v, "siglite_pooling", c.vision.pooling);
+      }
+      get(j, "siglite_logit_scale_init", c.logit_scale_init);
+      get(j, "siglite_logit_bias_init", c.logit_bias_init);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(detail::cat("SiglipConfig: a key has the wrong type: ", e.what()));
+    }
+    c.validate();
+    return c;
+  }
+
+  static SiglipConfig load(const std::string& path) {
+    std::ifstream in(path);
+    SIGLITE_CHECK(in, "SiglipConfig: cannot open ", path);
+    nlohmann::json j;
+    try {
+      in >> j;
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(detail::cat("SiglipConfig: ", path, " is not valid JSON: ", e.what()));
+    }
+    return from_json(j);
+  }
+
+  /// Presets: fmnist-tiny, bench-tiny, b16 (the paper's B/16 at 224 px).
+  static SiglipConfig preset(const std::string& name) {
+    SiglipConfig c;
+    const auto tower = [](auto& t, int64_t width, int64_t depth, int64_t heads, int64_t mlp) {
+      t.hidden_size = width;
+      t.num_hidden_layers = depth;
+      t.num_attention_heads = heads;
+      t.intermediate_size = mlp;
+    };
+    if (name == "fmnist-tiny") {
+      tower(c.vision, 128, 4, 4, 512);
+      tower(c.text, 128, 4, 4, 512);
+      c.vision.image_size = 28;
+      c.vision.patch_size = 4;
+      c.vision.num_channels = 1;
+      c.text.vocab_size = 256;
+      c.text.max_position_embeddings = 16;
+      c.text.projection_size = 128;
+    } else if (name == "bench-tiny") {
+      tower(c.vision, 192, 6, 3, 768);
+      tower(c.text, 192, 6, 3, 768);
+      c.vision.image_size = 32;
+      c.vision.patch_size = 4;
+      c.text.vocab_size = 2048;
+      c.text.max_position_embeddings = 16;
+      c.text.projection_size = 192;
+    } else if (name == "b16") {
+      c.text.max_position_embeddings = 64;  // the defaults above are B/16's
+    } else {
+      throw Error(detail::cat("SiglipConfig: unknown preset '", name, "' (fmnist-tiny, bench-tiny, b16)"));
+    }
+    c.validate();
+    return c;
+  }
+};
+
+}  // namespace siglite::models

@@ -1,0 +1,281 @@
+// Modules, configs, and the SigLIP model against Hugging Face's SiglipModel: the whole model
+// (embeddings, logits, loss, every parameter gradient) and each layer, from the golden files
+// that tests/reference/make_model_golden.py writes.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <siglite/io/checkpoint.hpp>
+#include <siglite/loss/sigmoid.hpp>
+#include <siglite/siglite.hpp>
+
+using namespace siglite;
+using models::SigLIP;
+using models::SiglipConfig;
+using Catch::Contains;
+
+namespace {
+
+const std::filesystem::path kTiny = std::filesystem::path(SIGLITE_TEST_DATA) / "siglip_tiny";
+
+template <typename T>
+Tensor<T> convert(const Tensor<float>& x) {
+  const std::vector<float> v = x.to_vector();
+  return Tensor<T>::from_vector(std::vector<T>(v.begin(), v.end()), x.shape());
+}
+
+Tensor<int64_t> ids_of(const Tensor<float>& x) {
+  const std::vector<float> v = x.to_vector();
+  return Tensor<int64_t>::from_vector(std::vector<int64_t>(v.begin(), v.end()), x.shape());
+}
+
+/// llm.c-style comparison: |got - ref| <= atol + rtol * |ref| everywhere, or a failure that
+/// names the tensor, the largest difference and where it is.
+template <typename T>
+void expect_close(const std::string& what, const Tensor<T>& got, const Tensor<float>& ref, double atol, double rtol) {
+  INFO(what << ": shapes " << got.shape() << " and " << ref.shape());
+  REQUIRE(got.defined());
+  REQUIRE(got.numel() == ref.numel());
+  const std::vector<T> g = got.to_vector();
+  const std::vector<float> r = ref.to_vector();
+  double worst = 0;
+  size_t at = 0, bad = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double d = std::abs(double(g[i]) - double(r[i]));
+    if (d > atol + rtol * std::abs(double(r[i]))) ++bad;
+    if (d > worst) worst = d, at = i;
+  }
+  INFO(bad << " of " << g.size() << " values off; largest difference " << worst << " at " << at << " (got "
+            << (g.empty() ? 0.0 : double(g[at])) << ", reference " << (r.empty() ? 0.0 : double(r[at])) << ")");
+  CHECK(bad == 0);
+}
+
+/// A module's parameters by the name they have inside it.
+template <typename T>
+std::map<std::string, Tensor<T>> params_of(const nn::Module<T>& m) {
+  std::map<std::string, Tensor<T>> out;
+  for (const auto& [name, p] : m.named_parameters()) out.emplace(name, p);
+  return out;
+}
+
+template <typename T>
+std::unique_ptr<SigLIP<T>> load_tiny() {
+  auto model = std::make_unique<SigLIP<T>>(SiglipConfig::load((kTiny / "config.json").string()));
+  std::map<std::string, Tensor<T>> state;
+  for (const auto& [name, t] : io::load_safetensors(kTiny / "model.safetensors")) state.emplace(name, convert<T>(t));
+  model->load_state_dict(state);
+  return model;
+}
+
+}  // namespace
+
+TEST_CASE("model: HF SiglipModel golden, forward and every gradient", "[model][golden]") {
+  const io::TensorMap golden = io::load_safetensors(kTiny / "golden.safetensors");
+  const auto run = [&](auto tag, double atol, double rtol) {
+    using T = decltype(tag);
+    const auto model = load_tiny<T>();
+    const Tensor<T> images = convert<T>(golden.at("input.pixel_values"));
+    const Tensor<int64_t> ids = ids_of(golden.at("input.input_ids"));
+    const auto out = model->forward(images, ids);
+    expect_close("image_embeds", out.image_embeds, golden.at("output.image_embeds"), atol, rtol);
+    expect_close("text_embeds", out.text_embeds, golden.at("output.text_embeds"), atol, rtol);
+    expect_close("logits_per_text", out.logits_per_text, golden.at("output.logits_per_text"), atol, rtol);
+    expect_close("logits_per_image", out.logits_per_image, golden.at("output.logits_per_image"), atol, rtol);
+    for (auto impl : {loss::SigmoidImpl::Naive, loss::SigmoidImpl::Tiled}) {
+      model->zero_grad();
+      const auto o = model->forward(images, ids);
+      const Tensor<T> loss = loss::sigmoid_loss(o.image_embeds, o.text_embeds, model->logit_scale, model->logit_bias, impl);
+      expect_close("loss", loss.reshape({1}), golden.at("output.loss"), atol, rtol);
+      loss.backward();
+      for (const auto& [name, p] : model->named_parameters())
+        expect_close("grad of " + name, p.grad(), golden.at("grad." + name), atol, rtol);
+    }
+  };
+  SECTION("double") { run(double{}, 1e-7, 1e-6); }  // the reference is stored as float
+  SECTION("float") { run(float{}, 1e-4, 1e-4); }
+}
+
+TEST_CASE("model: each layer matches its HF counterpart", "[model][golden]") {
+  const io::TensorMap golden = io::load_safetensors(kTiny / "golden.safetensors");
+  const auto model = load_tiny<double>();
+  const auto& vision = *model->vision_model;
+  const auto& text = *model->text_model;
+  const auto check = [&](const std::string& path, const nn::Module<double>& module, auto forward) {
+    INFO("layer " << path);
+    const std::string key = "layer." + path;
+    const bool image_input = path == "vision_model.embeddings";
+    Tensor<double> x = convert<double>(golden.at(key + ".input")).set_requires_grad();
+    model->zero_grad();
+    const Tensor<double> y = forward(x);
+    expect_close(path + " output", y, golden.at(key + ".output"), 1e-7, 1e-6);
+    sum(y * convert<double>(golden.at(key + ".cot"))).backward();
+    if (golden.count(key + ".grad_input")) expect_close(path + " input grad", x.grad(), golden.at(key + ".grad_input"), 1e-7, 1e-6);
+    for (const auto& [name, p] : params_of(module))
+      expect_close(path + " grad of " + name, p.grad(), golden.at(key + ".grad." + name), 1e-7, 1e-6);
+    CHECK((image_input || x.grad().defined()));
+  };
+  const auto& layer0 = *vision.encoder->layers->items()[0];
+  check("vision_model.embeddings", *vision.embeddings, [&](const auto& x) { return vision.embeddings->forward(x); });
+  check("vision_model.encoder.layers.0", layer0, [&](const auto& x) { return layer0.forward(x); });
+  check("vision_model.encoder.layers.0.self_attn", *layer0.self_attn,
+        [&](const auto& x) { return layer0.self_attn->forward(x); });
+  check("vision_model.encoder.layers.0.mlp", *layer0.mlp, [&](const auto& x) { return layer0.mlp->forward(x); });
+  check("vision_model.encoder.layers.0.layer_norm1", *layer0.layer_norm1,
+        [&](const auto& x) { return layer0.layer_norm1->forward(x); });
+  check("vision_model.post_layernorm", *vision.post_layernorm,
+        [&](const auto& x) { return vision.post_layernorm->forward(x); });
+  check("vision_model.head", *vision.head, [&](const auto& x) { return vision.head->forward(x); });
+  const auto& text1 = *text.encoder->layers->items()[1];
+  check("text_model.encoder.layers.1", text1, [&](const auto& x) { return text1.forward(x); });
+  check("text_model.head", *text.head, [&](const auto& x) { return text.head->forward(x); });
+}
+
+TEST_CASE("model: every HF SiglipModel name and shape, and nothing else", "[model]") {
+  const io::TensorMap hf = io::load_safetensors(kTiny / "model.safetensors");
+  const auto model = load_tiny<float>();
+  const auto mine = model->state_dict();
+  REQUIRE(mine.size() == hf.size());
+  for (const auto& [name, t] : hf) {
+    INFO(name);
+    REQUIRE(mine.count(name));
+    CHECK(mine.at(name).shape() == t.shape());
+  }
+  const SigLIP<float> b16(SiglipConfig::preset("b16"));
+  const auto params = b16.state_dict();
+  CHECK(params.at("vision_model.embeddings.patch_embedding.weight").shape() == Shape{768, 3, 16, 16});
+  CHECK(params.at("vision_model.embeddings.position_embedding.weight").shape() == Shape{196, 768});
+  CHECK(params.at("vision_model.head.attention.in_proj_weight").shape() == Shape{2304, 768});
+  CHECK(params.at("vision_model.encoder.layers.11.mlp.fc1.weight").shape() == Shape{3072, 768});
+  CHECK(params.at("text_model.embeddings.token_embedding.weight").shape() == Shape{32000, 768});
+  CHECK(params.at("text_model.embeddings.position_embedding.weight").shape() == Shape{64, 768});
+  CHECK(params.at("logit_scale").item() == Approx(std::log(10.0)));
+  CHECK(params.at("logit_bias").item() == -10.0f);
+  CHECK(b16.num_parameters() > 200'000'000);
+}
+
+TEST_CASE("model: an HF directory loads, and a saved one reproduces the outputs bit for bit", "[model]") {
+  const auto model = io::load_pretrained(kTiny);
+  const io::TensorMap golden = io::load_safetensors(kTiny / "golden.safetensors");
+  const Tensor<float> images = golden.at("input.pixel_values");
+  const Tensor<int64_t> ids = ids_of(golden.at("input.input_ids"));
+  const auto before = model->forward(images, ids);
+  const auto dir = std::filesystem::temp_directory_path() / ("siglite-ckpt-" + std::to_string(::getpid()));
+  io::save_pretrained(*model, dir);
+  const auto again = io::load_pretrained(dir);
+  const auto after = again->forward(images, ids);
+  CHECK(after.logits_per_text.to_vector() == before.logits_per_text.to_vector());
+  CHECK(after.image_embeds.to_vector() == before.image_embeds.to_vector());
+  CHECK(again->config().to_json() == model->config().to_json());
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("model: a checkpoint that does not fit names every difference", "[model]") {
+  SiglipConfig c = SiglipConfig::load((kTiny / "config.json").string());
+  c.vision.intermediate_size = 24;
+  c.text.num_hidden_layers = 1;
+  SigLIP<float> other(c);
+  CHECK_THROWS_WITH(io::load_safetensors(other, kTiny / "model.safetensors"),
+                    Contains("unexpected: text_model.encoder.layers.1") &&
+                        Contains("vision_model.encoder.layers.0.mlp.fc1.weight (checkpoint [32,16], model [24,16])"));
+  io::load_safetensors(other, kTiny / "model.safetensors", false);  // non-strict: loads what fits
+  const io::TensorMap hf = io::load_safetensors(kTiny / "model.safetensors");
+  CHECK(other.logit_bias.item() == hf.at("logit_bias").item());
+  CHECK(other.text_model->head->weight.to_vector() == hf.at("text_model.head.weight").to_vector());
+}
+
+TEST_CASE("model: bad inputs", "[model][errors]") {
+  const auto model = load_tiny<float>();
+  Generator gen(1);
+  const auto ids = Tensor<int64_t>::ones({2, 6});
+  CHECK_THROWS_WITH(model->forward(Tensor<float>::zeros({2, 3, 16, 16}), ids),
+                    Contains("VisionTransformer") && Contains("[2,3,16,16]") && Contains("[N, 3, 8, 8]"));
+  CHECK_THROWS_WITH(model->text_embeddings(Tensor<int64_t>::ones({2, 7})),
+                    Contains("TextTransformer") && Contains("[2,7]"));
+  CHECK_THROWS_WITH(model->text_embeddings(Tensor<int64_t>::full({1, 6}, 20)), Contains("index 20") && Contains("[0, 20)"));
+  CHECK_THROWS_WITH(model->text_model->forward(ids, Tensor<int64_t>::ones({2, 5})), Contains("attention mask"));
+  CHECK_THROWS_WITH(model->vision_model->encoder->layers->items()[0]->self_attn->forward(Tensor<float>::zeros({2, 16})),
+                    Contains("SelfAttention") && Contains("[2,16]"));
+  CHECK_THROWS_WITH(model->text_model->head->forward(Tensor<float>::zeros({2, 15})), Contains("Linear") && Contains("[2,15]"));
+}
+
+TEST_CASE("model: the text attention mask hides padding", "[model]") {
+  const auto model = load_tiny<double>();
+  // With EOS padding masked out, the pooled last token changes; with every position kept, the
+  // mask changes nothing.
+  const auto ids = Tensor<int64_t>::from_vector({5, 6, 7, 1, 1, 1}, {1, 6});
+  const auto all = Tensor<int64_t>::ones({1, 6});
+  const auto some = Tensor<int64_t>::from_vector({1, 1, 1, 1, 0, 1}, {1, 6});
+  CHECK(model->text_model->forward(ids, all).to_vector() == model->text_model->forward(ids).to_vector());
+  CHECK(model->text_model->forward(ids, some).to_vector() != model->text_model->forward(ids).to_vector());
+}
+
+TEST_CASE("modules: names, state, freezing and modes", "[nn]") {
+  struct Net : nn::Module<float> {
+    explicit Net(Generator& gen) {
+      fc = register_module("fc", std::make_shared<nn::Linear<float>>(3, 2, gen));
+      norm = register_module("norm", std::make_shared<nn::LayerNorm<float>>(2));
+      scale = register_buffer("scale", Tensor<float>::ones({1}));
+    }
+    std::shared_ptr<nn::Linear<float>> fc;
+    std::shared_ptr<nn::LayerNorm<float>> norm;
+    Tensor<float> scale;
+    void bad_name() { register_parameter("a.b", Tensor<float>::zeros({1})); }
+    void twice() { register_parameter("fc", Tensor<float>::zeros({1})); }
+  };
+  Generator gen(2);
+  Net net(gen);
+  std::vector<std::string> names;
+  for (const auto& [name, p] : net.named_parameters()) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"fc.weight", "fc.bias", "norm.weight", "norm.bias"});
+  CHECK(net.state_dict().count("scale"));
+  CHECK(net.num_parameters() == 6 + 2 + 2 + 2);
+  CHECK_THROWS_WITH(net.bad_name(), Contains("'a.b'") && Contains("'.'"));
+  CHECK_THROWS_WITH(net.twice(), Contains("'fc'") && Contains("twice"));
+  net.fc->freeze();
+  CHECK(net.num_parameters(true) == 4);
+  CHECK_FALSE(net.fc->weight.requires_grad());
+  net.unfreeze();
+  CHECK(net.num_parameters(true) == 12);
+  net.eval();
+  CHECK_FALSE(net.fc->is_training());
+  net.train();
+  CHECK(net.norm->is_training());
+  auto state = net.state_dict();
+  state.erase("norm.bias");
+  state.emplace("extra", Tensor<float>::zeros({1}));
+  state["fc.weight"] = Tensor<float>::zeros({3, 3});
+  CHECK_THROWS_WITH(net.load_state_dict(state),
+                    Contains("1 missing: norm.bias") && Contains("1 unexpected: extra") &&
+                        Contains("fc.weight (checkpoint [3,3], model [2,3])"));
+  const auto fresh = Tensor<float>::full({2}, 7.0f);
+  net.load_state_dict({{"norm.weight", fresh}}, false);
+  CHECK(net.norm->weight.to_vector() == std::vector<float>{7, 7});
+}
+
+TEST_CASE("config: HF config.json form, presets and errors", "[nn]") {
+  const SiglipConfig tiny = SiglipConfig::preset("fmnist-tiny");
+  CHECK(tiny.vision.image_size == 28);
+  CHECK(tiny.vision.num_channels == 1);
+  CHECK(tiny.vision.num_patches() == 49);
+  CHECK(tiny.text.max_position_embeddings == 16);
+  const SiglipConfig bench = SiglipConfig::preset("bench-tiny");
+  CHECK(bench.vision.hidden_size == 192);
+  CHECK(bench.text.vocab_size == 2048);
+  CHECK(bench.vision.num_hidden_layers == 6);
+  const SiglipConfig round = SiglipConfig::from_json(bench.to_json());
+  CHECK(round.to_json() == bench.to_json());
+  CHECK(bench.to_json()["vision_config"]["patch_size"] == 4);
+  CHECK(bench.to_json()["text_config"]["max_position_embeddings"] == 16);
+  const SiglipConfig hf = SiglipConfig::load((kTiny / "config.json").string());
+  CHECK(hf.vision.hidden_act == "gelu_pytorch_tanh");
+  CHECK(hf.text.projection_size == 16);
+  CHECK_THROWS_WITH(SiglipConfig::preset("huge"), Contains("unknown preset 'huge'"));
+  auto j = bench.to_json();
+  j["vision_config"]["patch_size"] = 5;
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("image_size 32") && Contains("patch_size 5"));
+  j = bench.to_json();
+  j["text_config"]["hidden_act"] = "relu";
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("hidden_act 'relu'"));
+  j = bench.to_json();
+  j["text_config"]["hidden_size"] = "wide";
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("wrong type"));
+  CHECK_THROWS_WITH(SiglipConfig::load("/nonexistent/config.json"), Contains("cannot open"));
+}
