@@ -1,5 +1,6 @@
 // CPU kernels: strided copy, fill, broadcast binary ops, unary ops and their derivatives, reductions.
 #pragma once
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -121,6 +122,26 @@ void map(const T* x, T* y, int64_t n, F f) {
   });
 }
 
+/// Applies an Eigen array expression chunk by chunk: Eigen vectorises exp, tanh and logistic,
+/// which the scalar std:: functions are not.
+template <typename T, typename F>
+void map_array(const T* x, T* y, int64_t n, F f) {
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+  parallel_for(n, 8, [&](int64_t b, int64_t e) {
+    Eigen::Map<Array>(y + b, e - b) = f(Eigen::Map<const Array>(x + b, e - b));
+  });
+}
+
+/// f(x, gy, gx) assigns the input gradient of one chunk.
+template <typename T, typename F>
+void map_array_backward(const T* x, const T* gy, T* gx, int64_t n, F f) {
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+  parallel_for(n, 8, [&](int64_t b, int64_t e) {
+    Eigen::Map<Array> out(gx + b, e - b);
+    f(Eigen::Map<const Array>(x + b, e - b), Eigen::Map<const Array>(gy + b, e - b), out);
+  });
+}
+
 template <typename T, typename F>
 void map_backward(const T* x, const T* y, const T* gy, T* gx, int64_t n, F f) {
   parallel_for(n, 4, [&](int64_t b, int64_t e) {
@@ -152,22 +173,21 @@ void unary(Unary op, const T* x, T* y, int64_t n, T p) {
   using detail::map;
   switch (op) {
     case Unary::Neg: return map(x, y, n, [](T v) { return -v; });
-    case Unary::Exp: return map(x, y, n, [](T v) { return std::exp(v); });
+    case Unary::Exp: return detail::map_array(x, y, n, [](const auto& v) { return v.exp(); });
     case Unary::Log: return map(x, y, n, [](T v) { return std::log(v); });
     case Unary::Sqrt: return map(x, y, n, [](T v) { return std::sqrt(v); });
     case Unary::Rsqrt: return map(x, y, n, [](T v) { return T(1) / std::sqrt(v); });
     case Unary::Abs: return map(x, y, n, [](T v) { return std::abs(v); });
-    case Unary::Tanh: return map(x, y, n, [](T v) { return std::tanh(v); });
-    case Unary::Sigmoid: return map(x, y, n, [](T v) { return detail::sigmoid(v); });
+    case Unary::Tanh: return detail::map_array(x, y, n, [](const auto& v) { return v.tanh(); });
+    case Unary::Sigmoid: return detail::map_array(x, y, n, [](const auto& v) { return v.logistic(); });
     case Unary::LogSigmoid:
       return map(x, y, n, [](T v) { return std::min(v, T(0)) - std::log1p(std::exp(-std::abs(v))); });
     case Unary::Softplus:
       return map(x, y, n, [](T v) { return std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v))); });
     case Unary::Relu: return map(x, y, n, [](T v) { return v > 0 ? v : T(0); });
     case Unary::GeluTanh:
-      return map(x, y, n, [](T v) {
-        const T u = detail::kSqrt2OverPi<T> * (v + detail::kGeluCoef<T> * v * v * v);
-        return T(0.5) * v * (T(1) + std::tanh(u));
+      return detail::map_array(x, y, n, [](const auto& v) {
+        return T(0.5) * v * (T(1) + (detail::kSqrt2OverPi<T> * (v + detail::kGeluCoef<T> * v.cube())).tanh());
       });
     case Unary::GeluErf:
       return map(x, y, n, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * T(0.70710678118654752440))); });
@@ -193,10 +213,10 @@ void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_
     case Unary::Softplus: return map_backward(x, y, gy, gx, n, [](T xv, T) { return detail::sigmoid(xv); });
     case Unary::Relu: return map_backward(x, y, gy, gx, n, [](T xv, T) { return T(xv > 0 ? 1 : 0); });
     case Unary::GeluTanh:
-      return map_backward(x, y, gy, gx, n, [](T v, T) {
+      return detail::map_array_backward(x, gy, gx, n, [](const auto& v, const auto& g, auto& out) {
         const T k = detail::kSqrt2OverPi<T>, c = detail::kGeluCoef<T>;
-        const T t = std::tanh(k * (v + c * v * v * v));
-        return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * k * (T(1) + T(3) * c * v * v);
+        out = (k * (v + c * v.cube())).tanh();  // t
+        out = g * (T(0.5) * (T(1) + out) + T(0.5) * v * (T(1) - out.square()) * k * (T(1) + T(3) * c * v.square()));
       });
     case Unary::GeluErf:
       return map_backward(x, y, gy, gx, n, [](T v, T) {

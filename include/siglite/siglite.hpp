@@ -18,3 +18,30 @@
 #include "siglite/ops/nn.hpp"
 #include "siglite/ops/reduce.hpp"
 #include "siglite/ops/view.hpp"
+
+#include "siglite/nn/init.hpp"
+#include "siglite/nn/layers.hpp"
+#include "siglite/nn/module.hpp"
+
+#include "siglite/models/config.hpp"
+#include "siglite/models/siglip.hpp"
+
+#include "siglite/loss/sigmoid.hpp"
+#include "siglite/loss/softmax.hpp"
+
+#include "siglite/optim/optim.hpp"
+
+#include "siglite/io/checkpoint.hpp"
+#include "siglite/io/safetensors.hpp"
+
+#include "siglite/data/dataset.hpp"
+#include "siglite/data/fashion_mnist.hpp"
+#include "siglite/data/image.hpp"
+#include "siglite/data/loader.hpp"
+#include "siglite/data/manifest.hpp"
+#include "siglite/data/sentencepiece_tokenizer.hpp"
+#include "siglite/data/shapes.hpp"
+#include "siglite/data/tokenizer.hpp"
+
+#include "siglite/eval/zero_shot.hpp"
+#include "siglite/train/trainer.hpp"

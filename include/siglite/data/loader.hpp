@@ -1,0 +1,133 @@
+// Loader: seeded shuffling, batching, tokenising and a background prefetch thread, so that decoding
+// the next batch overlaps the training step. The batch at step k is a pure function of (dataset,
+// seed, batch size, k), which is what lets a resumed run see exactly the batches it would have.
+#pragma once
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "siglite/data/dataset.hpp"
+#include "siglite/data/tokenizer.hpp"
+
+namespace siglite::data {
+
+struct TextImageBatch {
+  Tensor<float> images;   // [N, C, H, W]
+  Tensor<int64_t> ids;    // [N, L], sticky-EOS padded
+  Tensor<int64_t> labels; // [N], -1 where there is no label
+  std::vector<std::string> captions;
+  std::vector<int64_t> indices;  // the dataset index of each example
+};
+
+/// Datasets larger than this are read in index order: their examples are already independent
+/// draws (the procedural ones), and a permutation would not fit in memory.
+inline constexpr int64_t kMaxShuffledSize = int64_t{1} << 26;
+
+/// The dataset indices of batch `step`: epoch e = step / (size / batch) is a permutation seeded
+/// by (seed, e); the last partial batch of an epoch is dropped.
+inline std::vector<int64_t> batch_indices(int64_t size, int64_t batch, uint64_t seed, int64_t step) {
+  SIGLITE_CHECK(batch >= 1 && batch <= size, "batch_indices: batch size ", batch, " for a dataset of ", size,
+                " examples");
+  std::vector<int64_t> out(static_cast<size_t>(batch));
+  if (size > kMaxShuffledSize) {
+    const int64_t start = (step * batch) % (size - batch + 1);
+    std::iota(out.begin(), out.end(), start);
+    return out;
+  }
+  const int64_t per_epoch = size / batch, epoch = step / per_epoch, offset = (step % per_epoch) * batch;
+  std::vector<int64_t> perm(static_cast<size_t>(size));
+  std::iota(perm.begin(), perm.end(), 0);
+  Generator gen(detail::example_seed(seed, 1000, epoch));
+  for (int64_t i = size - 1; i > 0; --i) std::swap(perm[size_t(i)], perm[size_t(gen.randint(uint64_t(i) + 1))]);
+  std::copy_n(perm.begin() + offset, batch, out.begin());
+  return out;
+}
+
+/// Produces batches step, step+1, ... on a background thread, `depth` ahead of the consumer.
+class Loader {
+ public:
+  Loader(const Dataset& ds, const Tokenizer& tok, int64_t batch, int64_t text_length, uint64_t seed,
+         int64_t first_step = 0, int depth = 2)
+      : ds_(ds), tok_(tok), batch_(batch), length_(text_length), seed_(seed), next_(first_step), depth_(depth) {
+    SIGLITE_CHECK(batch >= 1 && batch <= ds.size(), "Loader: batch size ", batch, " for a dataset of ", ds.size(),
+                  " examples");
+    worker_ = std::thread([this] { produce(); });
+  }
+  ~Loader() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  /// The next batch; rethrows an error the worker met (a corrupt image, say).
+  TextImageBatch next() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !queue_.empty() || error_; });
+    if (queue_.empty()) std::rethrow_exception(error_);
+    TextImageBatch b = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return b;
+  }
+
+  /// Builds one batch on the calling thread.
+  static TextImageBatch load(const Dataset& ds, const Tokenizer& tok, const std::vector<int64_t>& indices,
+                             int64_t text_length) {
+    Batch b = make_batch(ds, indices);
+    TextImageBatch out;
+    out.images = b.images;
+    out.ids = tok.batch(b.captions, text_length);
+    out.labels = b.labels;
+    out.captions = std::move(b.captions);
+    out.indices = indices;
+    return out;
+  }
+
+ private:
+  void produce() {
+    try {
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait(lock, [this] { return stop_ || static_cast<int>(queue_.size()) < depth_; });
+          if (stop_) return;
+        }
+        TextImageBatch b = load(ds_, tok_, batch_indices(ds_.size(), batch_, seed_, next_++), length_);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          queue_.push_back(std::move(b));
+        }
+        cv_.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      error_ = std::current_exception();
+      cv_.notify_all();
+    }
+  }
+
+  const Dataset& ds_;
+  const Tokenizer& tok_;
+  int64_t batch_, length_;
+  uint64_t seed_;
+  int64_t next_;
+  int depth_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<TextImageBatch> queue_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+}  // namespace siglite::data

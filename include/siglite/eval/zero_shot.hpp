@@ -1,0 +1,117 @@
+// Zero-shot classification with a prompt ensemble, and image-text retrieval. Both run under
+// NoGradGuard: evaluation never records a graph.
+#pragma once
+#include <algorithm>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "siglite/data/dataset.hpp"
+#include "siglite/data/tokenizer.hpp"
+#include "siglite/models/siglip.hpp"
+
+namespace siglite::eval {
+
+/// Normalised image embeddings of `ds` examples [begin, end), in batches: [end - begin, E].
+inline Tensor<float> image_embeddings(const models::SigLIP<float>& model, const data::Dataset& ds, int64_t begin,
+                                      int64_t end, int64_t batch = 256) {
+  NoGradGuard no_grad;
+  std::vector<Tensor<float>> parts;
+  for (int64_t i = begin; i < end; i += batch) {
+    std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, end - i)));
+    std::iota(idx.begin(), idx.end(), i);
+    parts.push_back(model.image_embeddings(data::make_batch(ds, idx).images));
+  }
+  return concat(parts, 0);
+}
+
+/// One embedding per class: the normalised mean of the normalised embeddings of every template
+/// filled with the class name (the prompt ensemble). [classes, E]
+inline Tensor<float> class_embeddings(const models::SigLIP<float>& model, const data::Tokenizer& tok,
+                                      const std::vector<std::string>& class_names,
+                                      const std::vector<std::string>& templates) {
+  SIGLITE_CHECK(!class_names.empty() && !templates.empty(), "class_embeddings: no classes or no templates");
+  NoGradGuard no_grad;
+  std::vector<Tensor<float>> rows;
+  for (const std::string& name : class_names) {
+    std::vector<std::string> prompts;
+    for (const std::string& t : templates) prompts.push_back(data::format_prompt(t, name));
+    const Tensor<float> e = model.text_embeddings(tok.batch(prompts, model.config().text.max_position_embeddings));
+    rows.push_back(l2_normalize(mean(e, {0}), -1));
+  }
+  return stack(rows, 0);
+}
+
+struct ZeroShotResult {
+  double top1 = 0, top5 = 0;
+  std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
+  int64_t count = 0;
+};
+
+/// Classifies the first `limit` examples of `ds` (all when limit <= 0) by the nearest class
+/// embedding.
+inline ZeroShotResult zero_shot(const models::SigLIP<float>& model, const data::Tokenizer& tok,
+                                const data::Dataset& ds, const std::vector<std::string>& templates,
+                                int64_t limit = 0) {
+  const auto& names = ds.class_names();
+  SIGLITE_CHECK(!names.empty(), "zero_shot: the dataset has no classes");
+  NoGradGuard no_grad;
+  const int64_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size(), k = static_cast<int64_t>(names.size());
+  const Tensor<float> classes = class_embeddings(model, tok, names, templates);
+  ZeroShotResult r;
+  r.count = n;
+  r.confusion.assign(static_cast<size_t>(k), std::vector<int64_t>(static_cast<size_t>(k), 0));
+  int64_t hit1 = 0, hit5 = 0;
+  const int64_t batch = 256;
+  for (int64_t i = 0; i < n; i += batch) {
+    std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, n - i)));
+    std::iota(idx.begin(), idx.end(), i);
+    const data::Batch b = data::make_batch(ds, idx);
+    const Tensor<float> scores = matmul(model.image_embeddings(b.images), classes.t());  // [B, k]
+    for (int64_t row = 0; row < scores.size(0); ++row) {
+      std::vector<int64_t> order(static_cast<size_t>(k));
+      std::iota(order.begin(), order.end(), 0);
+      const float* s = scores.data() + row * k;
+      std::stable_sort(order.begin(), order.end(), [s](int64_t a, int64_t c) { return s[a] > s[c]; });
+      const int64_t truth = b.labels.data()[row];
+      SIGLITE_CHECK(truth >= 0 && truth < k, "zero_shot: example ", i + row, " has label ", truth, " outside [0, ", k,
+                    ")");
+      hit1 += order[0] == truth;
+      hit5 += std::find(order.begin(), order.begin() + std::min<int64_t>(5, k), truth) != order.begin() + std::min<int64_t>(5, k);
+      ++r.confusion[size_t(truth)][size_t(order[0])];
+    }
+  }
+  r.top1 = double(hit1) / double(n);
+  r.top5 = double(hit5) / double(n);
+  return r;
+}
+
+struct RetrievalResult {
+  double i2t_r1 = 0, i2t_r5 = 0, i2t_r10 = 0, t2i_r1 = 0, t2i_r5 = 0, t2i_r10 = 0;
+};
+
+/// Recall at 1, 5, 10 of image-to-text and text-to-image retrieval, where image i and text i
+/// belong together. image_embeds [N, E], text_embeds [N, E], both normalised.
+inline RetrievalResult retrieval(const Tensor<float>& image_embeds, const Tensor<float>& text_embeds) {
+  SIGLITE_CHECK(image_embeds.dim() == 2 && image_embeds.shape() == text_embeds.shape(), "retrieval: embeddings of shapes ",
+                image_embeds.shape(), " and ", text_embeds.shape(), " are not both [N, E]");
+  NoGradGuard no_grad;
+  const Tensor<float> sim = matmul(image_embeds, text_embeds.t());  // [N images, N texts]
+  const int64_t n = sim.size(0);
+  const auto rank_of = [&](int64_t i, bool by_row) {
+    const float own = sim.at({i, i});
+    int64_t better = 0;
+    for (int64_t j = 0; j < n; ++j) better += (by_row ? sim.at({i, j}) : sim.at({j, i})) > own;
+    return better;
+  };
+  RetrievalResult r;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t a = rank_of(i, true), b = rank_of(i, false);
+    r.i2t_r1 += a < 1, r.i2t_r5 += a < 5, r.i2t_r10 += a < 10;
+    r.t2i_r1 += b < 1, r.t2i_r5 += b < 5, r.t2i_r10 += b < 10;
+  }
+  for (double* v : {&r.i2t_r1, &r.i2t_r5, &r.i2t_r10, &r.t2i_r1, &r.t2i_r5, &r.t2i_r10}) *v /= double(n);
+  return r;
+}
+
+}  // namespace siglite::eval

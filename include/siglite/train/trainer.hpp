@@ -1,0 +1,257 @@
+// The training loop as a library: SigLIP (or SigLiT, with the image tower locked) on a dataset,
+// AdamW with linear warmup and cosine decay, the sigmoid (naive or tiled) or softmax loss,
+// gradient clipping, callbacks, atomic checkpoints and exact resume.
+#pragma once
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "siglite/data/loader.hpp"
+#include "siglite/io/checkpoint.hpp"
+#include "siglite/loss/sigmoid.hpp"
+#include "siglite/loss/softmax.hpp"
+#include "siglite/optim/optim.hpp"
+
+namespace siglite::train {
+
+struct TrainOptions {
+  int64_t batch_size = 256;
+  int64_t steps = 0;       // planned steps; 0 = plan from `minutes`
+  double minutes = 0;      // wall-clock budget when steps == 0
+  double lr = 1e-3;
+  double weight_decay = 1e-4;
+  double beta2 = 0.95;
+  double warmup_fraction = 0.1;  // of the planned steps
+  double bias_lr_mult = 1.0;     // learning-rate multiplier of t' and b
+  std::string loss = "tiled";    // naive | tiled | softmax
+  double clip_norm = 1.0;        // 0 = no clipping
+  uint64_t seed = 0;
+  bool lock_image = false;       // SigLiT: the image tower is frozen and its embeddings cached
+  std::string out_dir;           // checkpoints go here when set
+  int64_t checkpoint_every = 0;  // steps; 0 = only at the end
+  int64_t stop_at = 0;           // end this run after this step (the plan stays); 0 = run to the end
+};
+
+struct StepInfo {
+  int64_t step = 0;           // steps done
+  int64_t planned_steps = 0;
+  double loss = 0, t = 0, b = 0, lr = 0, grad_norm = 0;
+  double pairs_per_s = 0;     // over the run so far
+  double elapsed_s = 0, eta_s = 0;
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  double final_loss = 0, pairs_per_s = 0, t = 0, b = 0, seconds = 0;
+  std::vector<StepInfo> history;
+};
+
+class Trainer {
+ public:
+  using Callback = std::function<void(const StepInfo&)>;
+
+  Trainer(models::SigLIP<float>& model, const data::Dataset& ds, const data::Tokenizer& tok, TrainOptions options)
+      : model_(model), ds_(ds), tok_(tok), opt_(std::move(options)) {
+    SIGLITE_CHECK(opt_.loss == "naive" || opt_.loss == "tiled" || opt_.loss == "softmax", "Trainer: loss '", opt_.loss,
+                  "' is not naive, tiled or softmax");
+    SIGLITE_CHECK(opt_.steps > 0 || opt_.minutes > 0, "Trainer: give a number of steps or a time budget in minutes");
+    SIGLITE_CHECK(opt_.batch_size >= 1 && opt_.batch_size <= ds.size(), "Trainer: batch size ", opt_.batch_size,
+                  " for a dataset of ", ds.size(), " examples");
+    SIGLITE_CHECK(ds.channels() == model.config().vision.num_channels &&
+                      ds.image_size() == model.config().vision.image_size,
+                  "Trainer: the dataset's ", ds.channels(), "x", ds.image_size(), "x", ds.image_size(),
+                  " images do not fit the model's ", model.config().vision.num_channels, "x",
+                  model.config().vision.image_size, "x", model.config().vision.image_size);
+    SIGLITE_CHECK(tok.vocab_size() <= model.config().text.vocab_size, "Trainer: the tokenizer's ", tok.vocab_size(),
+                  " ids do not fit the model's vocabulary of ", model.config().text.vocab_size);
+    if (opt_.lock_image) model_.vision_model->freeze();
+    optim::NamedParams trainable;
+    for (const auto& [name, p] : model_.named_parameters())
+      if (p.requires_grad()) trainable.emplace_back(name, p);
+    auto groups = optim::split_decay(trainable);
+    if (opt_.bias_lr_mult != 1.0) {
+      groups = optim::with_lr_mult(groups, "logit_scale", opt_.bias_lr_mult);
+      groups = optim::with_lr_mult(groups, "logit_bias", opt_.bias_lr_mult);
+    }
+    optim::AdamWOptions ao;
+    ao.lr = opt_.lr;
+    ao.beta2 = opt_.beta2;
+    ao.weight_decay = opt_.weight_decay;
+    optimizer_ = std::make_unique<optim::AdamW>(groups, ao);
+  }
+
+  void add_callback(Callback cb) { callbacks_.push_back(std::move(cb)); }
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  int64_t step() const { return step_; }
+
+  /// Continues from a checkpoint directory written by this trainer (model, optimizer, step and
+  /// plan); the batches that follow are those an uninterrupted run would have seen.
+  void resume(const std::filesystem::path& dir) {
+    const nlohmann::json st = read_state(dir / "trainer_state.json");
+    SIGLITE_CHECK(st.at("batch_size") == opt_.batch_size && st.at("seed") == opt_.seed, "Trainer: ", dir.string(),
+                  " was written with batch size ", st.at("batch_size"), " and seed ", st.at("seed"), ", not ",
+                  opt_.batch_size, " and ", opt_.seed);
+    io::load_safetensors(model_, dir / "model.safetensors", true);
+    const io::TensorMap state = io::load_safetensors(dir / "optimizer.safetensors");
+    optimizer_->load_state_dict(optim::OptimizerState::from_tensors(state));
+    step_ = st.at("step").get<int64_t>();
+    planned_ = st.at("planned_steps").get<int64_t>();
+    prior_seconds_ = st.at("elapsed_s").get<double>();
+    prior_pairs_ = step_ * opt_.batch_size;
+    set_schedule();
+  }
+
+  /// Trains until the planned steps are done or the time budget is spent.
+  TrainResult run() {
+    using clock = std::chrono::steady_clock;
+    const auto start = clock::now();
+    const auto seconds = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
+    data::Loader loader(ds_, tok_, opt_.batch_size, model_.config().text.max_position_embeddings, opt_.seed, step_);
+    if (planned_ == 0) plan(loader, seconds);
+    TrainResult result;
+    const double budget_s = opt_.minutes * 60.0;
+    const int64_t last = opt_.stop_at > 0 ? std::min(opt_.stop_at, planned_) : planned_;
+    while (step_ < last && (opt_.steps > 0 || prior_seconds_ + seconds() < budget_s)) {
+      StepInfo info = train_step(loader.next());
+      info.elapsed_s = prior_seconds_ + seconds();
+      info.pairs_per_s = double(step_ * opt_.batch_size - prior_pairs_) / seconds();
+      info.eta_s = double(planned_ - step_) * seconds() / double(std::max<int64_t>(1, step_ - first_step_));
+      result.history.push_back(info);
+      for (const auto& cb : callbacks_) cb(info);
+      if (!opt_.out_dir.empty() && opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0)
+        save_checkpoint(opt_.out_dir, prior_seconds_ + seconds());
+    }
+    if (!opt_.out_dir.empty()) save_checkpoint(opt_.out_dir, prior_seconds_ + seconds());
+    result.steps = step_;
+    result.seconds = seconds();
+    result.pairs_per_s = double(step_ * opt_.batch_size - prior_pairs_) / std::max(1e-9, result.seconds);
+    if (!result.history.empty()) result.final_loss = result.history.back().loss;
+    result.t = std::exp(double(model_.logit_scale.item()));
+    result.b = model_.logit_bias.item();
+    return result;
+  }
+
+  /// Writes model (config.json, model.safetensors), optimizer state and the trainer's position
+  /// into `dir`, each file atomically.
+  void save_checkpoint(const std::filesystem::path& dir, double elapsed_s) const {
+    io::save_pretrained(model_, dir);
+    const optim::OptimizerState st = optimizer_->state_dict();
+    io::save_safetensors(dir / "optimizer.safetensors", st.to_tensors());
+    nlohmann::json j = {{"step", step_},          {"planned_steps", planned_}, {"batch_size", opt_.batch_size},
+                        {"seed", opt_.seed},      {"elapsed_s", elapsed_s},    {"loss", opt_.loss},
+                        {"lock_image", opt_.lock_image}};
+    io::write_text_atomic(dir / "trainer_state.json", j.dump(2) + "\n");
+  }
+
+ private:
+  static nlohmann::json read_state(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    SIGLITE_CHECK(in, "Trainer: cannot open ", path.string());
+    try {
+      return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(detail::cat("Trainer: ", path.string(), " is not valid JSON: ", e.what()));
+    }
+  }
+
+  /// Plans the number of steps for a time budget: two untimed-for-updates probe steps measure the
+  /// step time (their gradients are dropped), then the remaining budget is divided by it.
+  template <typename Seconds>
+  void plan(data::Loader&, Seconds seconds) {
+    if (opt_.steps > 0) {
+      planned_ = opt_.steps;
+    } else {
+      const data::TextImageBatch probe = data::Loader::load(
+          ds_, tok_, data::batch_indices(ds_.size(), opt_.batch_size, opt_.seed ^ 0x5eedULL, 0),
+          model_.config().text.max_position_embeddings);
+      double per_step = 0;
+      for (int i = 0; i < 2; ++i) {
+        const double t0 = seconds();
+        forward_loss(probe).backward();
+        optimizer_->zero_grad();
+        per_step = seconds() - t0;
+      }
+      const double left = opt_.minutes * 60.0 - prior_seconds_ - seconds();
+      planned_ = std::max<int64_t>(1, static_cast<int64_t>(left / (per_step * 1.03)));
+    }
+    set_schedule();
+  }
+
+  void set_schedule() {
+    const auto warmup = static_cast<int64_t>(std::round(opt_.warmup_fraction * double(planned_)));
+    optimizer_->set_schedule(optim::warmup_cosine(std::min(warmup, planned_), planned_));
+    first_step_ = step_;
+  }
+
+  Tensor<float> image_embeddings(const data::TextImageBatch& b) {
+    if (!opt_.lock_image) return model_.image_embeddings(b.images);
+    // SigLiT: the frozen tower's embedding of an example never changes; compute it once.
+    const int64_t n = b.images.size(0), e = model_.config().vision.hidden_size;
+    std::vector<int64_t> missing;
+    for (int64_t k = 0; k < n; ++k)
+      if (!cache_.count(b.indices[size_t(k)])) missing.push_back(k);
+    if (!missing.empty()) {
+      NoGradGuard no_grad;
+      const Tensor<int64_t> rows = Tensor<int64_t>::from_vector(missing);
+      const Tensor<float> emb = model_.image_embeddings(index_select(b.images, 0, rows));
+      for (size_t r = 0; r < missing.size(); ++r)
+        cache_[b.indices[size_t(missing[r])]] =
+            std::vector<float>(emb.data() + int64_t(r) * e, emb.data() + int64_t(r + 1) * e);
+    }
+    Tensor<float> out = Tensor<float>::empty({n, e});
+    for (int64_t k = 0; k < n; ++k) {
+      const auto& v = cache_.at(b.indices[size_t(k)]);
+      std::copy(v.begin(), v.end(), out.data() + k * e);
+    }
+    return out;
+  }
+
+  Tensor<float> forward_loss(const data::TextImageBatch& b) {
+    const Tensor<float> img = image_embeddings(b);
+    const Tensor<float> txt = model_.text_embeddings(b.ids);
+    if (opt_.loss == "softmax") return loss::softmax_loss(img, txt, model_.logit_scale);
+    return loss::sigmoid_loss(img, txt, model_.logit_scale, model_.logit_bias,
+                              opt_.loss == "naive" ? loss::SigmoidImpl::Naive : loss::SigmoidImpl::Tiled);
+  }
+
+  StepInfo train_step(const data::TextImageBatch& b) {
+    StepInfo info;
+    info.lr = optimizer_->current_lr();
+    const Tensor<float> loss = forward_loss(b);
+    info.loss = loss.item();
+    SIGLITE_CHECK(std::isfinite(info.loss), "train: the loss is ", info.loss, " at step ", step_ + 1,
+                  "; stopped without updating the model",
+                  opt_.out_dir.empty() ? "" : detail::cat(" (the last checkpoint in ", opt_.out_dir, " is intact)"));
+    loss.backward();
+    info.grad_norm = opt_.clip_norm > 0 ? optim::clip_grad_norm(*optimizer_, opt_.clip_norm) : optim::grad_norm(*optimizer_);
+    SIGLITE_CHECK(std::isfinite(info.grad_norm), "train: the gradient norm is ", info.grad_norm, " at step ", step_ + 1,
+                  "; stopped without updating the model",
+                  opt_.out_dir.empty() ? "" : detail::cat(" (the last checkpoint in ", opt_.out_dir, " is intact)"));
+    optimizer_->step();
+    optimizer_->zero_grad();
+    ++step_;
+    info.step = step_;
+    info.planned_steps = planned_;
+    info.t = std::exp(double(model_.logit_scale.item()));
+    info.b = model_.logit_bias.item();
+    return info;
+  }
+
+  models::SigLIP<float>& model_;
+  const data::Dataset& ds_;
+  const data::Tokenizer& tok_;
+  TrainOptions opt_;
+  std::unique_ptr<optim::AdamW> optimizer_;
+  std::vector<Callback> callbacks_;
+  std::unordered_map<int64_t, std::vector<float>> cache_;
+  int64_t step_ = 0, planned_ = 0, first_step_ = 0, prior_pairs_ = 0;
+  double prior_seconds_ = 0;
+};
+
+}  // namespace siglite::train

@@ -1,0 +1,206 @@
+// siglite-train: trains SigLIP (or SigLiT with --lock-image) on Fashion-MNIST, the captioned
+// shapes or a JSONL manifest, with a progress line, a metrics JSONL file and a JSON summary.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <siglite/data/fashion_mnist.hpp>
+#include <siglite/data/manifest.hpp>
+#include <siglite/data/shapes.hpp>
+#include <siglite/eval/zero_shot.hpp>
+#include <siglite/siglite.hpp>
+#include <siglite/train/trainer.hpp>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+using namespace siglite;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: siglite-train --data fmnist|shapes|MANIFEST.jsonl [options]
+  --preset NAME          model preset: fmnist-tiny (default), bench-tiny, b16
+  --config FILE          model config.json (HF form) instead of a preset
+  --batch N              batch size (default 256)
+  --steps N              number of steps; or
+  --minutes M            a wall-clock budget (the schedule is planned to fit it)
+  --lr X                 peak learning rate (default 1e-3)
+  --wd X                 weight decay of weight matrices (default 1e-4)
+  --warmup F             warmup, as a fraction of the planned steps (default 0.1)
+  --bias-lr-mult X       learning-rate multiplier of t' and b (default 1)
+  --loss NAME            tiled (default), naive or softmax
+  --threads N            OpenMP threads (default: all cores)
+  --seed N               seed of initialisation and data order (default 0)
+  --out DIR              checkpoint directory (config.json, model.safetensors, optimizer, tokenizer, metrics)
+  --checkpoint-every N   also write the checkpoint every N steps
+  --resume DIR           continue the run saved in DIR
+  --lock-image DIR       SigLiT: load the image tower from checkpoint DIR and freeze it
+  --eval-limit N         zero-shot evaluation on the first N test images (default: all)
+  --skip-bad             skip bad manifest records instead of stopping
+)";
+
+struct Args {
+  std::map<std::string, std::string> values;
+  bool has(const std::string& k) const { return values.count(k) > 0; }
+  std::string get(const std::string& k, const std::string& def) const { return has(k) ? values.at(k) : def; }
+  double num(const std::string& k, double def) const {
+    if (!has(k)) return def;
+    try {
+      size_t used = 0;
+      const double v = std::stod(values.at(k), &used);
+      if (used == values.at(k).size()) return v;
+    } catch (const std::exception&) {
+    }
+    throw Error("siglite-train: --" + k + " needs a number, got '" + values.at(k) + "'");
+  }
+};
+
+Args parse(int argc, char** argv) {
+  static const char* flags[] = {"data", "preset", "config", "batch", "steps", "minutes", "lr", "wd", "warmup",
+                                "bias-lr-mult", "loss", "threads", "seed", "out", "checkpoint-every", "resume",
+                                "lock-image", "eval-limit"};
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    if (arg == "--skip-bad") {
+      a.values["skip-bad"] = "1";
+      continue;
+    }
+    bool known = false;
+    for (const char* f : flags) known = known || arg == std::string("--") + f;
+    if (!known) throw Error("siglite-train: unknown argument '" + arg + "' (see --help)");
+    if (i + 1 >= argc) throw Error("siglite-train: " + arg + " needs a value");
+    a.values[arg.substr(2)] = argv[++i];
+  }
+  if (!a.has("data")) throw Error("siglite-train: --data is required (see --help)");
+  return a;
+}
+
+/// The captions a word tokenizer is built from: all training captions of a dataset with a
+/// finite set of them, or a large sample.
+std::vector<std::string> tokenizer_corpus(const data::Dataset& ds) {
+  std::vector<std::string> out;
+  const int64_t n = std::min<int64_t>(ds.size(), 20000);
+  for (int64_t i = 0; i < n; ++i) out.push_back(ds.get(i).caption);
+  return out;
+}
+
+std::string clock_text(double s) {
+  const auto t = static_cast<long long>(s);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld", t / 60, t % 60);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args args = parse(argc, argv);
+#ifdef _OPENMP
+    if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.num("threads", 0)));
+#endif
+    const std::string data_name = args.get("data", "");
+    const auto seed = static_cast<uint64_t>(args.num("seed", 0));
+    models::SiglipConfig config = args.has("config") ? models::SiglipConfig::load(args.get("config", ""))
+                                                      : models::SiglipConfig::preset(args.get("preset", "fmnist-tiny"));
+    std::unique_ptr<data::Dataset> train_set, test_set;
+    std::vector<std::string> eval_templates;
+    if (data_name == "fmnist") {
+      train_set = std::make_unique<data::FashionMnist>(data::FashionMnist::default_dir, data::Split::train, seed);
+      test_set = std::make_unique<data::FashionMnist>(data::FashionMnist::default_dir, data::Split::test, seed);
+      eval_templates = data::FashionMnist::eval_templates();
+    } else if (data_name == "shapes") {
+      train_set = std::make_unique<data::Shapes>(seed, data::Split::train, config.vision.image_size);
+    } else {
+      train_set = std::make_unique<data::JsonlManifest>(data_name, config.vision.image_size, config.vision.num_channels,
+                                                        args.has("skip-bad"));
+    }
+
+    const std::string out = args.get("out", "");
+    std::shared_ptr<data::WordTokenizer> tok;
+    if (args.has("resume")) {
+      tok = std::make_shared<data::WordTokenizer>(
+          data::WordTokenizer::load(std::filesystem::path(args.get("resume", "")) / data::kWordTokenizerFile));
+    } else {
+      tok = std::make_shared<data::WordTokenizer>(data::WordTokenizer::build(tokenizer_corpus(*train_set)));
+    }
+    SIGLITE_CHECK(tok->vocab_size() <= config.text.vocab_size, "siglite-train: the captions have ", tok->vocab_size(),
+                  " distinct words, more than the model's vocabulary of ", config.text.vocab_size,
+                  "; use a config with a larger text_config.vocab_size");
+    models::SigLIP<float> model(config, seed);
+    if (args.has("lock-image")) {
+      const auto pretrained = io::load_pretrained(args.get("lock-image", ""));
+      io::TensorMap vision;
+      for (const auto& [name, t] : pretrained->state_dict())
+        if (name.rfind("vision_model.", 0) == 0) vision.emplace(name, t);
+      model.load_state_dict(vision, false);
+    }
+
+    train::TrainOptions opt;
+    opt.batch_size = static_cast<int64_t>(args.num("batch", 256));
+    opt.steps = static_cast<int64_t>(args.num("steps", 0));
+    opt.minutes = args.num("minutes", 0);
+    opt.lr = args.num("lr", 1e-3);
+    opt.weight_decay = args.num("wd", 1e-4);
+    opt.warmup_fraction = args.num("warmup", 0.1);
+    opt.bias_lr_mult = args.num("bias-lr-mult", 1.0);
+    opt.loss = args.get("loss", "tiled");
+    opt.seed = seed;
+    opt.lock_image = args.has("lock-image");
+    opt.out_dir = out;
+    opt.checkpoint_every = static_cast<int64_t>(args.num("checkpoint-every", 0));
+    if (opt.steps == 0 && opt.minutes == 0) opt.minutes = 10;
+
+    train::Trainer trainer(model, *train_set, *tok, opt);
+    if (args.has("resume")) trainer.resume(args.get("resume", ""));
+    std::ofstream metrics;
+    if (!out.empty()) {
+      std::filesystem::create_directories(out);
+      tok->save(std::filesystem::path(out) / data::kWordTokenizerFile);
+      metrics.open(std::filesystem::path(out) / "metrics.jsonl", args.has("resume") ? std::ios::app : std::ios::trunc);
+    }
+    const bool tty = isatty(fileno(stderr));
+    trainer.add_callback([&](const train::StepInfo& s) {
+      if (metrics.is_open())
+        metrics << nlohmann::json{{"step", s.step},   {"loss", s.loss}, {"t", s.t},
+                                  {"b", s.b},         {"lr", s.lr},     {"grad_norm", s.grad_norm},
+                                  {"pairs_per_s", s.pairs_per_s}, {"elapsed_s", s.elapsed_s}}
+                       .dump()
+                << '\n';
+      if (tty || s.step % 10 == 0 || s.step == s.planned_steps) {
+        std::fprintf(stderr, "%sstep %lld/%lld | %.1f pairs/s | loss %.4f | t %.2f b %.2f | lr %.2e | left %s%s",
+                     tty ? "\r" : "", static_cast<long long>(s.step), static_cast<long long>(s.planned_steps),
+                     s.pairs_per_s, s.loss, s.t, s.b, s.lr, clock_text(s.eta_s).c_str(), tty ? "   " : "\n");
+        std::fflush(stderr);
+      }
+    });
+    const train::TrainResult r = trainer.run();
+    if (tty) std::fprintf(stderr, "\n");
+
+    nlohmann::json summary = {{"steps", r.steps},  {"pairs_per_s", r.pairs_per_s}, {"final_loss", r.final_loss},
+                              {"t", r.t},          {"b", r.b},                     {"seconds", r.seconds}};
+    if (test_set) {
+      std::fprintf(stderr, "zero-shot evaluation on %lld test images...\n",
+                   static_cast<long long>(args.has("eval-limit") ? args.num("eval-limit", 0) : test_set->size()));
+      const eval::ZeroShotResult z =
+          eval::zero_shot(model, *tok, *test_set, eval_templates, static_cast<int64_t>(args.num("eval-limit", 0)));
+      summary["zero_shot_top1"] = z.top1;
+      summary["zero_shot_top5"] = z.top5;
+    }
+    std::cout << summary.dump() << std::endl;
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\n%s\n", e.what());
+    return 1;
+  }
+}

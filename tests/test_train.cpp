@@ -1,0 +1,165 @@
+// The training loop: it learns, a resumed run equals an uninterrupted one, a non-finite loss stops
+// cleanly, and SigLiT leaves the image tower untouched.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <siglite/siglite.hpp>
+#include <siglite/train/trainer.hpp>
+#include <siglite/eval/zero_shot.hpp>
+
+using namespace siglite;
+using Catch::Contains;
+
+namespace {
+
+/// Four classes, each a bright quadrant of an 8x8 image with noise, captioned "a <colour> tile".
+class Quadrants : public data::Dataset {
+ public:
+  int64_t size() const override { return 64; }
+  int64_t channels() const override { return 3; }
+  int64_t image_size() const override { return 8; }
+  const std::vector<std::string>& class_names() const override { return names_; }
+  data::Example get(int64_t i) const override {
+    Generator gen(static_cast<uint64_t>(i) + 1);
+    data::Example ex;
+    ex.label = i % 4;
+    ex.image = Tensor<float>::uniform({3, 8, 8}, gen, -0.2f, 0.2f);
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t y = 0; y < 4; ++y)
+        for (int64_t x = 0; x < 4; ++x) ex.image.at({c, y + 4 * (ex.label / 2), x + 4 * (ex.label % 2)}) += 0.8f;
+    ex.caption = "a " + names_[size_t(ex.label)] + " tile";
+    return ex;
+  }
+
+ private:
+  std::vector<std::string> names_ = {"north", "east", "south", "west"};
+};
+
+models::SiglipConfig tiny_config() {
+  models::SiglipConfig c = models::SiglipConfig::preset("fmnist-tiny");
+  for (auto* t : {&c.vision.hidden_size, &c.text.hidden_size, &c.text.projection_size}) *t = 16;
+  c.vision.intermediate_size = c.text.intermediate_size = 32;
+  c.vision.num_hidden_layers = c.text.num_hidden_layers = 1;
+  c.vision.num_attention_heads = c.text.num_attention_heads = 2;
+  c.vision.image_size = 8;
+  c.vision.num_channels = 3;
+  c.text.vocab_size = 16;
+  c.text.max_position_embeddings = 6;
+  return c;
+}
+
+data::WordTokenizer tokenizer(const data::Dataset& ds) {
+  std::vector<std::string> captions;
+  for (int64_t i = 0; i < ds.size(); ++i) captions.push_back(ds.get(i).caption);
+  return data::WordTokenizer::build(captions);
+}
+
+std::filesystem::path temp_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("siglite-train-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+std::vector<float> flat(const nn::Module<float>& m, const std::string& prefix = "") {
+  std::vector<float> out;
+  for (const auto& [name, p] : m.named_parameters())
+    if (name.rfind(prefix, 0) == 0)
+      for (float v : p.to_vector()) out.push_back(v);
+  return out;
+}
+
+train::TrainOptions options(int64_t steps) {
+  train::TrainOptions o;
+  o.batch_size = 16;
+  o.steps = steps;
+  o.lr = 3e-3;
+  o.seed = 5;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("train: the loss falls and zero-shot classification learns the classes", "[train]") {
+  const Quadrants ds;
+  const data::WordTokenizer tok = tokenizer(ds);
+  models::SigLIP<float> model(tiny_config(), 1);
+  train::TrainOptions o = options(120);
+  o.lr = 1e-2;
+  train::Trainer trainer(model, ds, tok, o);
+  const train::TrainResult r = trainer.run();
+  REQUIRE(r.history.size() == 120);
+  CHECK(r.history.back().loss < 0.5 * r.history.front().loss);
+  const eval::ZeroShotResult z = eval::zero_shot(model, tok, ds, {"a {} tile"});
+  CHECK(z.top1 > 0.9);
+}
+
+TEST_CASE("train: a resumed run equals an uninterrupted one", "[train]") {
+  const Quadrants ds;
+  const data::WordTokenizer tok = tokenizer(ds);
+  models::SigLIP<float> straight(tiny_config(), 2);
+  const train::TrainResult full = train::Trainer(straight, ds, tok, options(6)).run();
+
+  const auto dir = temp_dir("resume");
+  models::SigLIP<float> first(tiny_config(), 2);
+  train::TrainOptions part = options(6);
+  part.stop_at = 3;
+  part.out_dir = dir.string();
+  train::Trainer(first, ds, tok, part).run();
+
+  models::SigLIP<float> second(tiny_config(), 99);  // other initial weights: all must come from the checkpoint
+  train::Trainer resumed(second, ds, tok, options(6));
+  resumed.resume(dir);
+  const train::TrainResult rest = resumed.run();
+  REQUIRE(rest.history.size() == 3);
+  for (size_t k = 0; k < 3; ++k) CHECK(rest.history[k].loss == full.history[k + 3].loss);
+  CHECK(flat(second) == flat(straight));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("train: a non-finite loss stops the run and keeps the last good checkpoint", "[train]") {
+  const Quadrants ds;
+  const data::WordTokenizer tok = tokenizer(ds);
+  models::SigLIP<float> model(tiny_config(), 3);
+  const auto dir = temp_dir("nan");
+  train::TrainOptions o = options(10);
+  o.lr = 1e30;  // step 1 warms up at lr 0; step 2 sends the weights to infinity
+  o.out_dir = dir.string();
+  o.checkpoint_every = 1;
+  CHECK_THROWS_WITH(train::Trainer(model, ds, tok, o).run(),
+                    Contains("train: the loss is") && Contains("at step 3") && Contains("is intact"));
+  std::ifstream state(dir / "trainer_state.json");
+  CHECK(nlohmann::json::parse(state).at("step") == 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("train: SigLiT trains only the text tower, t' and b", "[train]") {
+  const Quadrants ds;
+  const data::WordTokenizer tok = tokenizer(ds);
+  models::SigLIP<float> model(tiny_config(), 4);
+  const std::vector<float> vision_before = flat(model, "vision_model."), text_before = flat(model, "text_model.");
+  train::TrainOptions o = options(5);
+  o.lock_image = true;
+  train::Trainer trainer(model, ds, tok, o);
+  trainer.run();
+  CHECK(flat(model, "vision_model.") == vision_before);
+  CHECK(flat(model, "text_model.") != text_before);
+  for (const auto& group : trainer.optimizer().param_groups())
+    for (const auto& [name, p] : group.params) CHECK(name.rfind("vision_model.", 0) != 0);
+}
+
+TEST_CASE("train: bad options", "[train][errors]") {
+  const Quadrants ds;
+  const data::WordTokenizer tok = tokenizer(ds);
+  models::SigLIP<float> model(tiny_config(), 5);
+  train::TrainOptions o = options(1);
+  o.loss = "hinge";
+  CHECK_THROWS_WITH(train::Trainer(model, ds, tok, o), Contains("loss 'hinge'"));
+  o = options(0);
+  CHECK_THROWS_WITH(train::Trainer(model, ds, tok, o), Contains("steps or a time budget"));
+  o = options(1);
+  o.batch_size = 65;
+  CHECK_THROWS_WITH(train::Trainer(model, ds, tok, o), Contains("batch size 65"));
+  models::SiglipConfig wrong = tiny_config();
+  wrong.vision.image_size = 16;
+  models::SigLIP<float> other(wrong, 5);
+  CHECK_THROWS_WITH(train::Trainer(other, ds, tok, options(1)), Contains("do not fit"));
+}
