@@ -250,6 +250,23 @@ TEST_CASE("modules: names, state, freezing and modes", "[nn]") {
   CHECK(net.norm->weight.to_vector() == std::vector<float>{7, 7});
 }
 
+TEST_CASE("model: the fixed 2-D sin-cos position embedding", "[model]") {
+  const Tensor<double> pe = nn::init::sincos_2d<double>(2, 3, 8);  // 2 rows, 3 columns of patches
+  REQUIRE(pe.shape() == Shape{6, 8});
+  // Patch (y=1, x=2) is row 5; with dim 8 the frequencies are 1 and 1e-4.
+  const double expect[8] = {std::sin(2.0), std::sin(2e-4), std::cos(2.0), std::cos(2e-4),
+                            std::sin(1.0), std::sin(1e-4), std::cos(1.0), std::cos(1e-4)};
+  for (int64_t k = 0; k < 8; ++k) CHECK(pe.at({5, k}) == Approx(expect[k]).epsilon(1e-12));
+  SiglipConfig c = SiglipConfig::load((kTiny / "config.json").string());
+  c.vision.posemb = "sincos2d";
+  const SigLIP<float> model(c);
+  CHECK_FALSE(model.state_dict().count("vision_model.embeddings.position_embedding.weight"));
+  CHECK(model.image_embeddings(Tensor<float>::zeros({2, 3, 8, 8})).shape() == Shape{2, 16});
+  CHECK(SiglipConfig::from_json(c.to_json()).vision.posemb == "sincos2d");
+  c.vision.posemb = "rope";
+  CHECK_THROWS_WITH(c.validate(), Contains("posemb 'rope'"));
+}
+
 TEST_CASE("config: HF config.json form, presets and errors", "[nn]") {
   const SiglipConfig tiny = SiglipConfig::preset("fmnist-tiny");
   CHECK(tiny.vision.image_size == 28);

@@ -22,6 +22,7 @@ struct VisionConfig {
   double layer_norm_eps = 1e-6;
   std::string hidden_act = "gelu_pytorch_tanh";
   std::string pooling = "map";  // map (the MAP head) | gap (mean of the tokens) | none (all tokens)
+  std::string posemb = "learn";  // learn (HF's position_embedding) | sincos2d (fixed, no parameter)
 
   int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
 };
@@ -78,6 +79,10 @@ struct SiglipConfig {
     act(text.hidden_act);
     SIGLITE_CHECK(vision.pooling == "map" || vision.pooling == "gap" || vision.pooling == "none",
                   "SiglipConfig: vision pooling '", vision.pooling, "' is not map, gap or none");
+    SIGLITE_CHECK(vision.posemb == "learn" || vision.posemb == "sincos2d", "SiglipConfig: vision posemb '",
+                  vision.posemb, "' is not learn or sincos2d");
+    SIGLITE_CHECK(vision.posemb == "learn" || vision.hidden_size % 4 == 0, "SiglipConfig: sincos2d needs a vision ",
+                  "hidden_size divisible by 4, not ", vision.hidden_size);
     SIGLITE_CHECK(text.pooling == "last" || text.pooling == "first", "SiglipConfig: text pooling '", text.pooling,
                   "' is not last or first");
   }
@@ -118,7 +123,8 @@ struct SiglipConfig {
                           {"layer_norm_eps", vision.layer_norm_eps},
                           {"hidden_act", vision.hidden_act},
                           {"vision_use_head", vision.pooling == "map"},
-                          {"siglite_pooling", vision.pooling}};
+                          {"siglite_pooling", vision.pooling},
+                          {"siglite_posemb", vision.posemb}};
     j["siglite_logit_scale_init"] = logit_scale_init;
     j["siglite_logit_bias_init"] = logit_bias_init;
     return j;
@@ -163,6 +169,7 @@ struct SiglipConfig {
         get(v, "vision_use_head", use_head);
         c.vision.pooling = use_head ? "map" : "none";
         get(v, "siglite_pooling", c.vision.pooling);
+        get(v, "siglite_posemb", c.vision.posemb);
       }
       get(j, "siglite_logit_scale_init", c.logit_scale_init);
       get(j, "siglite_logit_bias_init", c.logit_bias_init);

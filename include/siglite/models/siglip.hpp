@@ -14,24 +14,33 @@ namespace siglite::models {
 
 using nn::Module;
 
-/// Patch embedding plus a learned position embedding.
+/// Patch embedding plus a position embedding: learned (HF's position_embedding), or the fixed
+/// 2-D sin-cos one (no parameter).
 template <typename T = float>
 class VisionEmbeddings : public Module<T> {
  public:
   VisionEmbeddings(const VisionConfig& c, Generator& gen) {
     patch_embedding = this->register_module(
         "patch_embedding", std::make_shared<nn::PatchEmbedding<T>>(c.num_channels, c.hidden_size, c.patch_size, gen));
-    position_embedding = this->register_module(
-        "position_embedding",
-        std::make_shared<nn::Embedding<T>>(c.num_patches(), c.hidden_size, gen, 1.0 / std::sqrt(double(c.hidden_size))));
+    if (c.posemb == "learn") {
+      position_embedding = this->register_module(
+          "position_embedding", std::make_shared<nn::Embedding<T>>(c.num_patches(), c.hidden_size, gen,
+                                                                   1.0 / std::sqrt(double(c.hidden_size))));
+    } else {
+      const int64_t grid = c.image_size / c.patch_size;
+      fixed_posemb_ = nn::init::sincos_2d<T>(grid, grid, c.hidden_size);
+    }
   }
   /// [N, C, H, W] -> [N, patches, D]
   Tensor<T> forward(const Tensor<T>& images) const {
-    return patch_embedding->forward(images) + position_embedding->weight;
+    return patch_embedding->forward(images) + (position_embedding ? position_embedding->weight : fixed_posemb_);
   }
 
   std::shared_ptr<nn::PatchEmbedding<T>> patch_embedding;
-  std::shared_ptr<nn::Embedding<T>> position_embedding;
+  std::shared_ptr<nn::Embedding<T>> position_embedding;  // null with sincos2d
+
+ private:
+  Tensor<T> fixed_posemb_;  // [patches, D], sincos2d only
 };
 
 /// The image tower. forward() gives [N, D] (map, gap) or the tokens [N, patches, D] (none).

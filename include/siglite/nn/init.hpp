@@ -29,4 +29,26 @@ Tensor<T> normal(const Shape& shape, Generator& gen, double std) {
   return Tensor<T>::randn(shape, gen, T(0), static_cast<T>(std));
 }
 
+/// Fixed 2-D sin-cos position embedding of a grid_h x grid_w patch grid, [grid_h * grid_w, dim]
+/// (big_vision's posemb_sincos_2d): a quarter of the channels each for sin(x w), cos(x w),
+/// sin(y w), cos(y w), with frequencies w_k = temperature^(-k / (dim/4 - 1)).
+template <typename T>
+Tensor<T> sincos_2d(int64_t grid_h, int64_t grid_w, int64_t dim, double temperature = 10000.0) {
+  SIGLITE_CHECK(dim % 4 == 0 && dim >= 8, "sincos_2d: width ", dim, " must be a multiple of 4, at least 8");
+  const int64_t q = dim / 4;
+  Tensor<T> out = Tensor<T>::empty({grid_h * grid_w, dim});
+  for (int64_t y = 0; y < grid_h; ++y)
+    for (int64_t x = 0; x < grid_w; ++x) {
+      T* row = out.data() + (y * grid_w + x) * dim;
+      for (int64_t k = 0; k < q; ++k) {
+        const double w = std::pow(temperature, -double(k) / double(q - 1));
+        row[k] = static_cast<T>(std::sin(double(x) * w));
+        row[q + k] = static_cast<T>(std::cos(double(x) * w));
+        row[2 * q + k] = static_cast<T>(std::sin(double(y) * w));
+        row[3 * q + k] = static_cast<T>(std::cos(double(y) * w));
+      }
+    }
+  return out;
+}
+
 }  // namespace siglite::nn::init
