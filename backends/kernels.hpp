@@ -40,6 +40,19 @@ struct GemmArgs {
   T alpha = 1, beta = 0;
 };
 
+/// Multi-head attention over [batch, length, heads * head_dim] buffers. q, k, v are read in place with
+/// the given batch and row strides (a batch stride of 0 broadcasts one sequence over the batch); head h of
+/// a row is its columns [h * dk, (h + 1) * dk) (dv for v). mask, when not null, is added to the scaled
+/// scores, element (b, h, i, j) at b * mask_batch + h * mask_head + i * mask_row + j * mask_col.
+template <typename T>
+struct AttentionArgs {
+  int64_t batch = 0, heads = 0, lq = 0, lk = 0, dk = 0, dv = 0;
+  int64_t q_batch = 0, q_row = 0, k_batch = 0, k_row = 0, v_batch = 0, v_row = 0;
+  const T* mask = nullptr;
+  int64_t mask_batch = 0, mask_head = 0, mask_row = 0, mask_col = 0;
+  T scale = 1;
+};
+
 /// One AdamW step (torch.optim.AdamW): bias_correction1/2 = 1 - beta1^t, 1 - beta2^t for the
 /// parameter's step count t.
 struct AdamWArgs {
@@ -60,6 +73,7 @@ struct LionArgs {
 
 }  // namespace siglite::kernels
 
+#include "backends/cpu/attention.hpp"
 #include "backends/cpu/elementwise.hpp"
 #include "backends/cpu/gemm.hpp"
 #include "backends/cpu/loss.hpp"
@@ -148,6 +162,37 @@ void layer_norm_backward(Device d, const T* x, const T* w, const T* mean, const 
                          T* gx, T* gw, T* gb, int64_t rows, int64_t cols) {
   detail::require_cpu(d, "layer_norm_backward");
   cpu::layer_norm_backward(x, w, mean, rstd, gy, gx, gw, gb, rows, cols);
+}
+
+/// y[r, :] += bias for each row of y [rows, cols].
+template <typename T>
+void add_bias(Device d, T* y, const T* bias, int64_t rows, int64_t cols) {
+  detail::require_cpu(d, "add_bias");
+  cpu::add_bias(y, bias, rows, cols);
+}
+
+/// out[c] = sum of g[:, c] over the rows of g [rows, cols].
+template <typename T>
+void bias_grad(Device d, const T* g, T* out, int64_t rows, int64_t cols) {
+  detail::require_cpu(d, "bias_grad");
+  cpu::bias_grad(g, out, rows, cols);
+}
+
+/// Attention forward: p [batch, heads, lq, lk] receives the attention weights (kept for backward),
+/// out [batch, lq, heads * dv] (contiguous) the result.
+template <typename T>
+void attention_forward(Device d, const AttentionArgs<T>& a, const T* q, const T* k, const T* v, T* p, T* out) {
+  detail::require_cpu(d, "attention_forward");
+  cpu::attention_forward(a, q, k, v, p, out);
+}
+
+/// Attention backward from gout [batch, lq, heads * dv]: gq, gk, gv (contiguous [batch, length, heads *
+/// head_dim], overwritten) where not null. The mask gets no gradient.
+template <typename T>
+void attention_backward(Device d, const AttentionArgs<T>& a, const T* q, const T* k, const T* v, const T* p,
+                        const T* gout, T* gq, T* gk, T* gv) {
+  detail::require_cpu(d, "attention_backward");
+  cpu::attention_backward(a, q, k, v, p, gout, gq, gk, gv);
 }
 
 /// out[o, i, :] = x[o, idx[i], :] for x [outer, n_src, inner], out [outer, n_idx, inner].

@@ -69,6 +69,18 @@ TEST_CASE("errors: mismatched shapes in ops", "[errors]") {
   CHECK_THROWS_WITH(scaled_dot_product_attention(q, TF::zeros({3, 5, 4}), TF::zeros({3, 5, 4})),
                     Contains("batch axes"));
   CHECK_THROWS_WITH(scaled_dot_product_attention(q, q, q, TF::zeros({4, 3})), Contains("mask") && Contains("[4,3]"));
+  const TF x3 = TF::zeros({2, 3, 6});
+  CHECK_THROWS_WITH(multi_head_attention(x3, x3, x3, 4), Contains("multi_head_attention") && Contains("4 heads"));
+  CHECK_THROWS_WITH(multi_head_attention(TF::zeros({3, 6}), x3, x3, 3), Contains("multi_head_attention") && Contains("[3,6]"));
+  CHECK_THROWS_WITH(multi_head_attention(x3, TF::zeros({2, 3, 3}), x3, 3), Contains("different widths"));
+  CHECK_THROWS_WITH(multi_head_attention(x3, x3, TF::zeros({2, 4, 6}), 3), Contains("sequence lengths"));
+  CHECK_THROWS_WITH(multi_head_attention(x3, TF::zeros({3, 3, 6}), TF::zeros({3, 3, 6}), 3), Contains("batch sizes"));
+  CHECK_THROWS_WITH(multi_head_attention(x3, x3, x3, 3, TF::zeros({2, 3, 2})), Contains("mask") && Contains("[2,3,2]"));
+  CHECK_THROWS_WITH(multi_head_attention(x3, x3, x3, 3, TF::zeros({2, 1, 1, 3}).set_requires_grad()),
+                    Contains("no gradient"));
+  CHECK_THROWS_WITH(linear(x3, TF::zeros({4, 5})), Contains("linear") && Contains("[4,5]"));
+  CHECK_THROWS_WITH(linear(x3, TF::zeros({6})), Contains("linear") && Contains("[out, in]"));
+  CHECK_THROWS_WITH(linear(x3, TF::zeros({4, 6}), TF::zeros({5})), Contains("bias") && Contains("[5]"));
   Generator gen(1);
   CHECK_THROWS_WITH(dropout(x, 1.5, gen, true), Contains("dropout") && Contains("1.5"));
   CHECK_THROWS_WITH(TF::from_vector({1, 2, 3}, {2, 2}), Contains("from_vector") && Contains("[2,2]"));

@@ -187,6 +187,10 @@ const std::map<std::string, Op>& ops() {
          return scaled_dot_product_attention(a.in("q"), a.in("k"), a.in("v"), a.optional("mask"),
                                              a.maybe_num("scale"));
        })},
+      {"multi_head_attention", op(F::NN, [](auto& a) {
+         return multi_head_attention(a.in("q"), a.in("k"), a.in("v"), a.integer("heads"), {}, a.maybe_num("scale"));
+       })},
+      {"linear", op(F::Matmul, [](auto& a) { return linear(a.in("x"), a.in("weight"), a.optional("bias")); })},
       {"concat", op(F::Index, [](auto& a) { return concat(a.all(), a.integer("axis")); })},
       {"stack", op(F::Index, [](auto& a) { return stack(a.all(), a.integer("axis")); })},
       {"index_select", op(F::Index, [](auto& a) {

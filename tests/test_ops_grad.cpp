@@ -1,6 +1,7 @@
 // Finite-difference gradient checks (double precision) for every differentiable op, on random
 // shapes that include broadcasting.
 #include <catch2/catch.hpp>
+#include <limits>
 #include <siglite/siglite.hpp>
 
 using namespace siglite;
@@ -132,6 +133,45 @@ TEST_CASE("gradcheck: scaled dot-product attention", "[gradcheck]") {
                {leaf({2, 2, 3, 4}, gen), leaf({2, 2, 5, 4}, gen), leaf({2, 2, 5, 4}, gen), leaf({3, 5}, gen)});
   expect_grads([](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], x[3]); },
                {leaf({2, 1, 4}, gen), leaf({2, 6, 4}, gen), leaf({2, 6, 4}, gen), leaf({2, 1, 6}, gen)});
+}
+
+TEST_CASE("gradcheck: multi-head attention and linear", "[gradcheck]") {
+  Generator gen(17);
+  expect_grads([](const Inputs& x) { return multi_head_attention(x[0], x[1], x[2], 2); },
+               {leaf({2, 3, 4}, gen), leaf({2, 5, 4}, gen), leaf({2, 5, 6}, gen)});
+  const TD mask = TD::uniform({2, 1, 1, 5}, gen, -1, 1);
+  expect_grads([mask](const Inputs& x) { return multi_head_attention(x[0], x[1], x[2], 2, mask, 0.6); },
+               {leaf({2, 3, 4}, gen), leaf({2, 5, 4}, gen), leaf({2, 5, 4}, gen)});
+  // One query shared by the batch (the MAP head's probe): a view with batch stride 0.
+  expect_grads([](const Inputs& x) { return multi_head_attention(x[0].expand({3, 1, 4}), x[1], x[2], 2); },
+               {leaf({1, 1, 4}, gen), leaf({3, 5, 4}, gen), leaf({3, 5, 4}, gen)});
+  expect_grads([](const Inputs& x) { return linear(x[0], x[1], x[2]); },
+               {leaf({2, 3, 4}, gen), leaf({5, 4}, gen), leaf({5}, gen)});
+  expect_grads([](const Inputs& x) { return linear(x[0].t(), x[1]); }, {leaf({4, 3}, gen), leaf({2, 4}, gen)});
+}
+
+TEST_CASE("multi_head_attention equals scaled_dot_product_attention on split and merged heads", "[ops]") {
+  Generator gen(18);
+  const int64_t b = 2, l = 5, heads = 3, d = 4;
+  const TD q = leaf({b, l, heads * d}, gen), k = leaf({b, l, heads * d}, gen), v = leaf({b, l, heads * d}, gen);
+  std::vector<double> pad(static_cast<size_t>(b * l), 0.0);
+  pad[3] = pad[4] = pad[9] = -std::numeric_limits<double>::infinity();  // padding keys of both items
+  const TD mask = TD::from_vector(pad, {b, 1, 1, l});
+  const auto split = [&](const TD& x) { return x.reshape({b, l, heads, d}).permute({0, 2, 1, 3}); };
+  const TD ref = scaled_dot_product_attention(split(q), split(k), split(v), mask).permute({0, 2, 1, 3}).reshape({b, l, heads * d});
+  const TD out = multi_head_attention(q, k, v, heads, mask);
+  REQUIRE(out.shape() == ref.shape());
+  const TD cot = TD::randn(out.shape(), gen);
+  const auto grads = [&](const TD& y) {
+    for (const TD* x : {&q, &k, &v}) x->zero_grad();
+    sum(y * cot).backward();
+    return std::vector<std::vector<double>>{q.grad().to_vector(), k.grad().to_vector(), v.grad().to_vector()};
+  };
+  const auto want = grads(ref), got = grads(out);
+  const auto a = out.to_vector(), e = ref.to_vector();
+  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(e[i]).margin(1e-12));
+  for (size_t t = 0; t < 3; ++t)
+    for (size_t i = 0; i < got[t].size(); ++i) CHECK(got[t][i] == Approx(want[t][i]).margin(1e-12));
 }
 
 TEST_CASE("gradcheck: views", "[gradcheck]") {

@@ -1,5 +1,7 @@
-// CPU kernels of the network layers: softmax, layer norm, gather/scatter-add, patch extraction.
+// CPU kernels of the network layers: softmax, layer norm, bias add and its gradient, gather/scatter-add,
+// patch extraction.
 #pragma once
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -58,22 +60,21 @@ void softmax_backward(const T* y, const T* gy, T* gx, int64_t rows, int64_t cols
 
 template <typename T>
 void layer_norm(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows, int64_t cols, T eps) {
+  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
   parallel_for(rows, cols * 3, [&](int64_t s, int64_t e) {
+    Row h(cols);
     for (int64_t r = s; r < e; ++r) {
-      const T* xr = x + r * cols;
-      T* yr = y + r * cols;
-      T m = 0;
-      for (int64_t c = 0; c < cols; ++c) m += xr[c];
-      m /= T(cols);
-      T v = 0;
-      for (int64_t c = 0; c < cols; ++c) v += (xr[c] - m) * (xr[c] - m);
-      const T rs = T(1) / std::sqrt(v / T(cols) + eps);
+      const Eigen::Map<const Row> xr(x + r * cols, cols);
+      const T m = xr.mean();
+      h = xr - m;
+      const T rs = T(1) / std::sqrt(h.square().mean() + eps);
       mean[r] = m;
       rstd[r] = rs;
-      for (int64_t c = 0; c < cols; ++c) {
-        const T h = (xr[c] - m) * rs;
-        yr[c] = (w ? h * w[c] : h) + (b ? b[c] : T(0));
-      }
+      Eigen::Map<Row> yr(y + r * cols, cols);
+      if (w && b) yr = h * rs * Eigen::Map<const Row>(w, cols) + Eigen::Map<const Row>(b, cols);
+      else if (w) yr = h * rs * Eigen::Map<const Row>(w, cols);
+      else if (b) yr = h * rs + Eigen::Map<const Row>(b, cols);
+      else yr = h * rs;
     }
   });
 }
@@ -81,43 +82,55 @@ void layer_norm(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int6
 template <typename T>
 void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* gy, T* gx, T* gw, T* gb,
                          int64_t rows, int64_t cols) {
+  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
   const int nt = max_threads();
-  std::vector<T> partial(static_cast<size_t>(2 * nt * cols), T(0));  // per-thread sums for gw, gb
+  std::vector<Row> pw(static_cast<size_t>(nt), Row::Zero(cols)), pb(static_cast<size_t>(nt), Row::Zero(cols));
   parallel_for(rows, cols * 6, [&](int64_t s, int64_t e) {
-    T* pw = partial.data() + 2 * thread_id() * cols;
-    T* pb = pw + cols;
+    Row& acc_w = pw[static_cast<size_t>(thread_id())];
+    Row& acc_b = pb[static_cast<size_t>(thread_id())];
+    Row h(cols), d(cols);
     for (int64_t r = s; r < e; ++r) {
-      const T* xr = x + r * cols;
-      const T* gr = gy + r * cols;
-      const T m = mean[r], rs = rstd[r];
-      T sum_d = 0, sum_dh = 0;
-      for (int64_t c = 0; c < cols; ++c) {
-        const T h = (xr[c] - m) * rs;
-        const T d = gr[c] * (w ? w[c] : T(1));
-        sum_d += d;
-        sum_dh += d * h;
-        pw[c] += gr[c] * h;
-        pb[c] += gr[c];
-      }
-      sum_d /= T(cols);
-      sum_dh /= T(cols);
-      T* out = gx + r * cols;
-      for (int64_t c = 0; c < cols; ++c) {
-        const T h = (xr[c] - m) * rs;
-        const T d = gr[c] * (w ? w[c] : T(1));
-        out[c] = rs * (d - sum_d - h * sum_dh);
-      }
+      const Eigen::Map<const Row> gr(gy + r * cols, cols);
+      h = (Eigen::Map<const Row>(x + r * cols, cols) - mean[r]) * rstd[r];
+      if (w) d = gr * Eigen::Map<const Row>(w, cols);
+      else d = gr;
+      const T mean_d = d.mean(), mean_dh = (d * h).mean();
+      Eigen::Map<Row>(gx + r * cols, cols) = rstd[r] * (d - mean_d - h * mean_dh);
+      acc_w += gr * h;
+      acc_b += gr;
     }
   });
-  for (int64_t c = 0; c < cols; ++c) {
-    T sw = 0, sb = 0;
-    for (int t = 0; t < nt; ++t) {
-      sw += partial[static_cast<size_t>(2 * t * cols + c)];
-      sb += partial[static_cast<size_t>((2 * t + 1) * cols + c)];
-    }
-    if (gw) gw[c] = sw;
-    if (gb) gb[c] = sb;
+  for (int t = 1; t < nt; ++t) {
+    pw[0] += pw[static_cast<size_t>(t)];
+    pb[0] += pb[static_cast<size_t>(t)];
   }
+  if (gw) Eigen::Map<Row>(gw, cols) = pw[0];
+  if (gb) Eigen::Map<Row>(gb, cols) = pb[0];
+}
+
+/// y[r, :] += bias for each of the rows of y [rows, cols].
+template <typename T>
+void add_bias(T* y, const T* bias, int64_t rows, int64_t cols) {
+  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
+  const Eigen::Map<const Row> b(bias, cols);
+  parallel_for(rows, cols, [&](int64_t s, int64_t e) {
+    for (int64_t r = s; r < e; ++r) Eigen::Map<Row>(y + r * cols, cols) += b;
+  });
+}
+
+/// out[c] = sum over rows of g[r, c], g [rows, cols]: the gradient of a bias added to every row.
+template <typename T>
+void bias_grad(const T* g, T* out, int64_t rows, int64_t cols) {
+  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
+  const int nt = max_threads();
+  std::vector<Row> partial(static_cast<size_t>(nt), Row::Zero(cols));
+  parallel_for(rows, cols, [&](int64_t s, int64_t e) {
+    Row& acc = partial[static_cast<size_t>(thread_id())];
+    for (int64_t r = s; r < e; ++r) acc += Eigen::Map<const Row>(g + r * cols, cols);
+  });
+  Eigen::Map<Row> o(out, cols);
+  o.setZero();
+  for (const Row& p : partial) o += p;
 }
 
 template <typename T>

@@ -305,6 +305,33 @@ case("sdpa_transposed_k", "scaled_dot_product_attention", attention,
      lambda r: [inp("q", r.randn(2, 2, 3, 4)), inp("k", r.randn(2, 5, 2, 4), permute=[0, 2, 1, 3]),
                 inp("v", r.randn(2, 2, 5, 3))], scale=None)
 
+# ---- multi-head attention on [B, L, heads * d]: heads split, attended and merged ----
+def multi_head_attention(q, k, v, *, heads, scale):
+    def split(x):
+        b, l, w = x.shape
+        return x.reshape(b, l, heads, w // heads).transpose(1, 2)
+    o = attention(split(q), split(k), split(v), scale=scale)
+    b, h, l, dv = o.shape
+    return o.transpose(1, 2).reshape(b, l, h * dv)
+
+
+case("mha_3_heads", "multi_head_attention", multi_head_attention,
+     lambda r: [inp("q", r.randn(2, 3, 12)), inp("k", r.randn(2, 5, 12)), inp("v", r.randn(2, 5, 9))],
+     heads=3, scale=None)
+case("mha_one_query_scale", "multi_head_attention", multi_head_attention,
+     lambda r: [inp("q", r.randn(2, 1, 8)), inp("k", r.randn(2, 4, 8)), inp("v", r.randn(2, 4, 8))],
+     heads=2, scale=0.5)
+case("mha_strided_k", "multi_head_attention", multi_head_attention,
+     lambda r: [inp("q", r.randn(2, 3, 8)), inp("k", r.randn(3, 2, 8), permute=[1, 0, 2]),
+                inp("v", r.randn(2, 3, 4))], heads=4, scale=None)
+
+# ---- linear: x @ weight^T + bias ----
+case("linear_bias", "linear", F.linear,
+     lambda r: [inp("x", r.randn(2, 3, 4)), inp("weight", r.randn(5, 4)), inp("bias", r.randn(5))])
+case("linear_no_bias", "linear", F.linear, lambda r: [inp("x", r.randn(6, 4)), inp("weight", r.randn(3, 4))])
+case("linear_transposed_x", "linear", F.linear,
+     lambda r: [inp("x", r.randn(4, 3), permute=[1, 0]), inp("weight", r.randn(2, 4)), inp("bias", r.randn(2))])
+
 # ---- views ----
 def slice_axis(x, axis, start, end, step):
     index = [slice(None)] * x.dim()

@@ -33,7 +33,7 @@ class Linear : public Module<T> {
   Tensor<T> forward(const Tensor<T>& x) const {
     SIGLITE_CHECK(x.dim() >= 1 && x.shape().back() == in_, "Linear: input of shape ", x.shape(), " for a layer with ",
                   in_, " inputs");
-    return matmul(x, weight.t()) + bias;
+    return linear(x, weight, bias);
   }
 
   Tensor<T> weight;  // [out, in]
@@ -88,21 +88,6 @@ class MLP : public Module<T> {
   GeluApprox act_;
 };
 
-namespace detail {
-/// [B, L, H*hd] -> [B, H, L, hd]
-template <typename T>
-Tensor<T> split_heads(const Tensor<T>& x, int64_t heads) {
-  const int64_t b = x.size(0), l = x.size(1), d = x.size(2);
-  return x.reshape({b, l, heads, d / heads}).permute({0, 2, 1, 3});
-}
-/// [B, H, L, hd] -> [B, L, H*hd]
-template <typename T>
-Tensor<T> merge_heads(const Tensor<T>& x) {
-  const int64_t b = x.size(0), h = x.size(1), l = x.size(2), hd = x.size(3);
-  return x.permute({0, 2, 1, 3}).reshape({b, l, h * hd});
-}
-}  // namespace detail
-
 /// Multi-head self-attention with separate q, k, v projections and an output projection.
 template <typename T = float>
 class SelfAttention : public Module<T> {
@@ -119,10 +104,8 @@ class SelfAttention : public Module<T> {
   /// x [B, L, D]; mask (optional, additive) broadcasts to [B, heads, L, L].
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& mask = {}) const {
     SIGLITE_CHECK(x.dim() == 3, "SelfAttention: input of shape ", x.shape(), " is not [batch, length, width]");
-    const Tensor<T> q = detail::split_heads(q_proj->forward(x), heads_);
-    const Tensor<T> k = detail::split_heads(k_proj->forward(x), heads_);
-    const Tensor<T> v = detail::split_heads(v_proj->forward(x), heads_);
-    return out_proj->forward(detail::merge_heads(scaled_dot_product_attention(q, k, v, mask)));
+    return out_proj->forward(
+        multi_head_attention(q_proj->forward(x), k_proj->forward(x), v_proj->forward(x), heads_, mask));
   }
 
   std::shared_ptr<Linear<T>> q_proj, k_proj, v_proj, out_proj;
@@ -192,7 +175,7 @@ class PatchEmbedding : public Module<T> {
   Tensor<T> forward(const Tensor<T>& images) const {
     SIGLITE_CHECK(images.dim() == 4 && images.size(1) == weight.size(1), "PatchEmbedding: images of shape ",
                   images.shape(), " for ", weight.size(1), " channels");
-    return matmul(patchify(images, patch_), weight.reshape({weight.size(0), -1}).t()) + bias;
+    return linear(patchify(images, patch_), weight.reshape({weight.size(0), -1}), bias);
   }
 
   Tensor<T> weight;  // [D, C, P, P]
@@ -233,12 +216,10 @@ class MAPHead : public Module<T> {
     const int64_t b = x.size(0), d = dim_;
     const auto part = [&](const Tensor<T>& in, int64_t i) {
       const Tensor<T> w = attention->in_proj_weight.slice(0, i * d, (i + 1) * d);
-      return matmul(in, w.t()) + attention->in_proj_bias.slice(0, i * d, (i + 1) * d);
+      return linear(in, w, attention->in_proj_bias.slice(0, i * d, (i + 1) * d));
     };
-    const Tensor<T> q = detail::split_heads(part(probe, 0).expand({b, 1, d}), heads_);
-    const Tensor<T> k = detail::split_heads(part(x, 1), heads_);
-    const Tensor<T> v = detail::split_heads(part(x, 2), heads_);
-    const Tensor<T> h = attention->out_proj->forward(detail::merge_heads(scaled_dot_product_attention(q, k, v)));
+    const Tensor<T> h = attention->out_proj->forward(
+        multi_head_attention(part(probe, 0).expand({b, 1, d}), part(x, 1), part(x, 2), heads_));
     return (h + mlp->forward(layernorm->forward(h))).reshape({b, d});
   }
 

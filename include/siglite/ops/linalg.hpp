@@ -1,5 +1,5 @@
 // matmul: 2-D and batched (any number of broadcast batch axes). Transposed views are passed to
-// the GEMM kernel as transposed operands, without copies.
+// the GEMM kernel as transposed operands, without copies. linear: x @ W^T + b as one node.
 #pragma once
 #include <vector>
 
@@ -126,6 +126,70 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
                   }
                   return std::vector<Tensor<T>>{ga, gb};
                 });
+}
+
+/// x @ weight^T + bias as one node: x [..., in], weight [out, in], bias [out] (may be undefined). One GEMM
+/// over all rows of x, the bias added in place; backward is two GEMMs and a column sum.
+template <typename T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {}) {
+  const char* op = "linear";
+  SIGLITE_CHECK(weight.dim() == 2, op, ": weight of shape ", weight.shape(), " is not [out, in]");
+  const int64_t in = weight.size(1), out = weight.size(0);
+  SIGLITE_CHECK(x.dim() >= 1 && x.shape().back() == in, op, ": input of shape ", x.shape(), " for a weight of shape ",
+                weight.shape());
+  SIGLITE_CHECK(!bias.defined() || bias.shape() == Shape{out}, op, ": bias of shape ", bias.shape(),
+                " for a weight of shape ", weight.shape());
+  SIGLITE_CHECK(x.device() == weight.device() && (!bias.defined() || bias.device() == x.device()), op,
+                ": input, weight and bias on different devices");
+  const Device d = x.device();
+  const int64_t rows = in ? x.numel() / in : 0;
+  const Tensor<T> xs = x.detach().contiguous(), ws = weight.detach().contiguous();
+  Shape out_shape = x.shape();
+  out_shape[out_shape.size() - 1] = out;
+  Tensor<T> y = Tensor<T>::empty(out_shape, d);
+  kernels::GemmArgs<T> g;
+  g.trans_b = true;
+  g.m = rows;
+  g.n = out;
+  g.k = in;
+  g.lda = in;
+  g.ldb = in;
+  g.ldc = out;
+  kernels::gemm(d, g, xs.data(), ws.data(), y.data());
+  if (bias.defined()) kernels::add_bias(d, y.data(), bias.detach().contiguous().data(), rows, out);
+  return record(op, y, {x, weight, bias}, [xs, ws, rows, in, out](const Tensor<T>& gy, const std::vector<bool>& need) {
+    const Device dev = xs.device();
+    const Tensor<T> gc = gy.contiguous();
+    std::vector<Tensor<T>> grads(3);
+    if (need[0]) {  // gx [rows, in] = gy [rows, out] @ W [out, in]
+      grads[0] = Tensor<T>::empty(xs.shape(), dev);
+      kernels::GemmArgs<T> a;
+      a.m = rows;
+      a.n = in;
+      a.k = out;
+      a.lda = out;
+      a.ldb = in;
+      a.ldc = in;
+      kernels::gemm(dev, a, gc.data(), ws.data(), grads[0].data());
+    }
+    if (need[1]) {  // gW [out, in] = gy^T @ x
+      grads[1] = Tensor<T>::empty({out, in}, dev);
+      kernels::GemmArgs<T> a;
+      a.trans_a = true;
+      a.m = out;
+      a.n = in;
+      a.k = rows;
+      a.lda = out;
+      a.ldb = in;
+      a.ldc = in;
+      kernels::gemm(dev, a, gc.data(), xs.data(), grads[1].data());
+    }
+    if (need[2]) {
+      grads[2] = Tensor<T>::empty({out}, dev);
+      kernels::bias_grad(dev, gc.data(), grads[2].data(), rows, out);
+    }
+    return grads;
+  });
 }
 
 }  // namespace siglite

@@ -1,5 +1,5 @@
 // Fused network ops, each one node with a hand-written backward: softmax, log_softmax,
-// layer_norm, l2_normalize, scaled dot-product attention; and dropout.
+// layer_norm, l2_normalize, scaled dot-product attention, multi-head attention; and dropout.
 #pragma once
 #include <cmath>
 #include <optional>
@@ -161,6 +161,83 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
                   if (need[1]) out[1] = detail::matmul_raw(ds.t(), qs);
                   return out;
                 });
+}
+
+/// Multi-head attention as one node on [batch, length, heads * head_dim] tensors, the layout the q, k, v
+/// projections produce and the output projection takes: softmax(q_h k_h^T * scale + mask) v_h for each
+/// head h (columns [h * d, (h + 1) * d)), written into the head's columns of the [batch, lq, heads * dv]
+/// result. Equal to merging the heads of scaled_dot_product_attention on split heads, without the copies.
+/// q [B, Lq, H*d], k [B, Lk, H*d], v [B, Lk, H*dv]; mask (optional, additive, no gradient) broadcasts to
+/// [B, H, Lq, Lk]; scale defaults to 1/sqrt(d).
+template <typename T>
+Tensor<T> multi_head_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v, int64_t heads,
+                               const Tensor<T>& mask = {}, std::optional<double> scale = std::nullopt) {
+  const char* op = "multi_head_attention";
+  SIGLITE_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, op, ": q, k, v of shapes ", q.shape(), ", ", k.shape(),
+                ", ", v.shape(), " are not all [batch, length, heads * head_dim]");
+  SIGLITE_CHECK(heads > 0 && q.size(2) % heads == 0 && v.size(2) % heads == 0, op, ": widths ", q.size(2), " and ",
+                v.size(2), " are not divisible by ", heads, " heads");
+  SIGLITE_CHECK(q.size(0) == k.size(0) && q.size(0) == v.size(0), op, ": batch sizes of q ", q.shape(), ", k ",
+                k.shape(), " and v ", v.shape(), " differ");
+  SIGLITE_CHECK(q.size(2) == k.size(2), op, ": q ", q.shape(), " and k ", k.shape(), " have different widths");
+  SIGLITE_CHECK(k.size(1) == v.size(1), op, ": k ", k.shape(), " and v ", v.shape(),
+                " have different sequence lengths");
+  SIGLITE_CHECK(q.device() == k.device() && q.device() == v.device(), op, ": q, k, v on different devices");
+  const int64_t b = q.size(0), lq = q.size(1), lk = k.size(1);
+  const Shape score_shape{b, heads, lq, lk};
+  Tensor<T> m;
+  if (mask.defined()) {
+    SIGLITE_CHECK(!mask.requires_grad(), op, ": the mask gets no gradient; pass it detached");
+    bool fits = mask.dim() <= 4 && mask.device() == q.device();
+    for (size_t i = 0; fits && i < mask.dim(); ++i) {
+      const int64_t e = mask.shape()[mask.dim() - 1 - i];
+      fits = e == 1 || e == score_shape[3 - i];
+    }
+    SIGLITE_CHECK(fits, op, ": mask of shape ", mask.shape(), " on ", mask.device(), " does not broadcast to the scores ",
+                  score_shape, " on ", q.device());
+    m = mask.expand(score_shape);
+  }
+  // Rows must be contiguous; the batch and row strides are passed as they are.
+  const auto rows_ok = [](const Tensor<T>& x) { return x.strides()[2] == 1 || x.size(2) == 1 ? x.detach() : x.detach().contiguous(); };
+  const Tensor<T> qs = rows_ok(q), ks = rows_ok(k), vs = rows_ok(v);
+  kernels::AttentionArgs<T> a;
+  a.batch = b;
+  a.heads = heads;
+  a.lq = lq;
+  a.lk = lk;
+  a.dk = q.size(2) / heads;
+  a.dv = v.size(2) / heads;
+  a.q_batch = qs.strides()[0];
+  a.q_row = qs.strides()[1];
+  a.k_batch = ks.strides()[0];
+  a.k_row = ks.strides()[1];
+  a.v_batch = vs.strides()[0];
+  a.v_row = vs.strides()[1];
+  a.scale = static_cast<T>(scale.value_or(1.0 / std::sqrt(static_cast<double>(a.dk))));
+  if (m.defined()) {
+    a.mask = m.data();
+    a.mask_batch = m.strides()[0];
+    a.mask_head = m.strides()[1];
+    a.mask_row = m.strides()[2];
+    a.mask_col = m.strides()[3];
+  }
+  const Device d = q.device();
+  Tensor<T> p = Tensor<T>::empty(score_shape, d), out = Tensor<T>::empty({b, lq, v.size(2)}, d);
+  kernels::attention_forward(d, a, qs.data(), ks.data(), vs.data(), p.data(), out.data());
+  a.mask = nullptr;  // backward needs only p
+  return record(op, out, {q, k, v}, [qs, ks, vs, p, a](const Tensor<T>& g, const std::vector<bool>& need) {
+    const Device dev = qs.device();
+    const Tensor<T> gc = g.contiguous();
+    std::vector<Tensor<T>> grads(3);
+    const std::vector<Shape> shapes{{a.batch, a.lq, a.heads * a.dk}, {a.batch, a.lk, a.heads * a.dk},
+                                    {a.batch, a.lk, a.heads * a.dv}};
+    for (size_t i = 0; i < 3; ++i)
+      if (need[i]) grads[i] = Tensor<T>::empty(shapes[i], dev);
+    const auto ptr = [](Tensor<T>& t) { return t.defined() ? t.data() : nullptr; };
+    kernels::attention_backward(dev, a, qs.data(), ks.data(), vs.data(), p.data(), gc.data(), ptr(grads[0]),
+                                ptr(grads[1]), ptr(grads[2]));
+    return grads;
+  });
 }
 
 /// Zeroes each element with probability p and scales the rest by 1/(1-p) in training; the
