@@ -1,0 +1,326 @@
+// siglite-bench: the figures a user compares first, one mode per run, a JSON line at the end.
+//
+//   siglite-bench train --preset bench-tiny --batch 256 [--steps 5] [--warmup 2] [--save-init DIR]
+//       full SigLIP training steps (forward, tiled sigmoid loss, backward, AdamW) on a fixed random batch:
+//       pairs/s of the median step, the step's GEMM FLOPs and their rate against raw oneDNN sgemm.
+//       --save-init DIR writes the initial weights (HF names, config.json) and the batch, so another
+//       framework can run the identical step (bench/compare.py does).
+//   siglite-bench infer --preset b16 --batch 8 [--steps 5]      image-tower images/s without a graph
+//   siglite-bench loss --n 16384 --d 768 [--steps 3]            tiled loss forward + backward against the
+//       plain GEMMs it contains (the forward logits, then in backward the logits again and the two
+//       gradient products), and its peak memory beyond the inputs
+// Common: --threads N (OpenMP threads), --seed N. Every mode reports peak_rss_mib (the process's peak
+// resident set, getrusage).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <siglite/io/checkpoint.hpp>
+#include <siglite/loss/sigmoid.hpp>
+#include <siglite/optim/optim.hpp>
+#include <siglite/siglite.hpp>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef SIGLITE_WITH_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+using namespace siglite;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: siglite-bench train|infer|loss [--preset NAME] [--batch N] [--steps N] [--warmup N] [--threads N]\n"
+    "                     [--seed N] [--n N] [--d N] [--tile N] [--save-init DIR]\n";
+
+struct Args {
+  std::string mode;
+  std::map<std::string, std::string> values;
+  std::string get(const std::string& k, const std::string& def) const {
+    const auto it = values.find(k);
+    return it == values.end() ? def : it->second;
+  }
+  int64_t num(const std::string& k, int64_t def) const {
+    const auto it = values.find(k);
+    if (it == values.end()) return def;
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(it->second, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != it->second.size() || it->second.empty())
+      throw Error("siglite-bench: --" + k + " needs an integer, got '" + it->second + "'");
+    return v;
+  }
+};
+
+Args parse(int argc, char** argv) {
+  static const char* flags[] = {"preset", "batch", "steps", "warmup", "threads", "seed", "n", "d", "tile", "save-init"};
+  Args a;
+  if (argc < 2 || std::string(argv[1]) == "--help") {
+    std::fputs(kUsage, stdout);
+    std::exit(argc < 2 ? 2 : 0);
+  }
+  a.mode = argv[1];
+  if (a.mode != "train" && a.mode != "infer" && a.mode != "loss")
+    throw Error("siglite-bench: unknown mode '" + a.mode + "' (train, infer, loss)");
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    bool known = false;
+    for (const char* f : flags) known = known || arg == std::string("--") + f;
+    if (!known) throw Error("siglite-bench: unknown argument '" + arg + "'\n" + kUsage);
+    if (i + 1 >= argc) throw Error("siglite-bench: " + arg + " needs a value");
+    a.values[arg.substr(2)] = argv[++i];
+  }
+  return a;
+}
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+/// GFLOP/s of raw oneDNN sgemm on an m x k by k x n product, best of a few runs: the ceiling the
+/// step's GEMMs are compared against.
+double sgemm_gflops(int64_t m, int64_t n, int64_t k) {
+#ifdef SIGLITE_WITH_ONEDNN
+  std::vector<float> a(size_t(m * k), 0.5f), b(size_t(k * n), 0.25f), c(size_t(m * n));
+  double best = 1e300;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = clock_type::now();
+    dnnl::sgemm('N', 'N', m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * double(m) * double(n) * double(k) / best / 1e9;
+#else
+  (void)m, (void)n, (void)k;
+  return 0;
+#endif
+}
+
+/// Multiply-add FLOPs of one encoder tower's forward pass: the four attention projections, the MLP
+/// and the two attention products, per layer.
+double tower_forward_flops(int64_t batch, int64_t len, int64_t width, int64_t mlp, int64_t depth) {
+  const double tokens = double(batch) * double(len), d = double(width);
+  const double per_layer = 2.0 * tokens * (4.0 * d * d + 2.0 * d * double(mlp)) + 2.0 * 2.0 * tokens * double(len) * d;
+  return double(depth) * per_layer;
+}
+
+/// GEMM FLOPs of one training step (forward, then backward at twice the forward): both towers, the
+/// patch embedding, the MAP head and the text head, and the loss's logits.
+double train_step_flops(const models::SiglipConfig& c, int64_t batch) {
+  const auto& v = c.vision;
+  const auto& t = c.text;
+  const int64_t patches = v.num_patches(), len = t.max_position_embeddings;
+  const double dv = double(v.hidden_size), dt = double(t.hidden_size);
+  double fwd = tower_forward_flops(batch, patches, v.hidden_size, v.intermediate_size, v.num_hidden_layers) +
+               tower_forward_flops(batch, len, t.hidden_size, t.intermediate_size, t.num_hidden_layers);
+  fwd += 2.0 * double(batch * patches) * dv * double(v.num_channels * v.patch_size * v.patch_size);  // patches
+  fwd += 2.0 * double(batch) * (2.0 * double(patches) * dv * dv + 2.0 * dv * dv + 2.0 * dv * double(v.intermediate_size) +
+                                2.0 * double(patches) * dv);  // MAP head: k, v over the tokens; out, MLP; scores
+  fwd += 2.0 * double(batch) * dt * double(t.projection_size);  // text head
+  fwd += 2.0 * double(batch) * double(batch) * double(t.projection_size);  // logits
+  return 3.0 * fwd;
+}
+
+Tensor<float> random_images(const models::VisionConfig& v, int64_t batch, Generator& gen) {
+  Tensor<float> x = Tensor<float>::empty({batch, v.num_channels, v.image_size, v.image_size});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(2.0 * gen.uniform() - 1.0);
+  return x;
+}
+
+Tensor<int64_t> random_ids(const models::TextConfig& t, int64_t batch, Generator& gen) {
+  Tensor<int64_t> ids = Tensor<int64_t>::empty({batch, t.max_position_embeddings});
+  for (int64_t i = 0; i < ids.numel(); ++i)
+    ids.data()[i] = static_cast<int64_t>(gen.uniform() * double(t.vocab_size - 1));
+  for (int64_t r = 0; r < batch; ++r) ids.data()[(r + 1) * t.max_position_embeddings - 1] = t.vocab_size - 1;  // EOS
+  return ids;
+}
+
+nlohmann::json bench_train(const Args& a) {
+  const models::SiglipConfig cfg = models::SiglipConfig::preset(a.get("preset", "bench-tiny"));
+  const int64_t batch = a.num("batch", 256), steps = a.num("steps", 5), warmup = a.num("warmup", 2);
+  const auto seed = static_cast<uint64_t>(a.num("seed", 0));
+  models::SigLIP<float> model(cfg, seed);
+  Generator gen(seed + 1);
+  const Tensor<float> images = random_images(cfg.vision, batch, gen);
+  const Tensor<int64_t> ids = random_ids(cfg.text, batch, gen);
+  if (a.values.count("save-init")) {
+    const std::string dir = a.get("save-init", "");
+    io::save_pretrained(model, dir);
+    const std::vector<int64_t> idv = ids.to_vector();
+    const std::vector<float> idf(idv.begin(), idv.end());  // exact: ids are far below 2^24
+    io::save_safetensors(std::filesystem::path(dir) / "batch.safetensors",
+                         io::TensorMap{{"pixel_values", images}, {"input_ids", Tensor<float>::from_vector(idf, ids.shape())}});
+  }
+  optim::NamedParams params = model.named_parameters();
+  optim::AdamWOptions ao;
+  ao.lr = 1e-3;
+  ao.beta2 = 0.95;
+  ao.weight_decay = 1e-4;
+  optim::AdamW opt(optim::split_decay(params), ao);
+
+  std::vector<double> times, losses;
+  for (int64_t s = 0; s < warmup + steps; ++s) {
+    const auto t0 = clock_type::now();
+    opt.zero_grad();
+    const auto out = model.forward(images, ids);
+    Tensor<float> loss = loss::sigmoid_loss(out.image_embeds, out.text_embeds, model.logit_scale, model.logit_bias);
+    loss.backward();
+    opt.step();
+    const double dt = seconds_since(t0);
+    losses.push_back(loss.item());
+    if (s >= warmup) times.push_back(dt);
+  }
+  const double step_s = median(times), flops = train_step_flops(cfg, batch);
+  const double ceiling = sgemm_gflops(1024, 1024, 1024);
+  nlohmann::json j = {{"mode", "train"},
+                      {"preset", a.get("preset", "bench-tiny")},
+                      {"batch", batch},
+                      {"step_seconds", times},
+                      {"seconds", step_s},
+                      {"pairs_per_s", double(batch) / step_s},
+                      {"first_loss", losses.front()},
+                      {"losses", losses},
+                      {"gemm_gflop_per_step", flops / 1e9},
+                      {"model_gflops", flops / step_s / 1e9},
+                      {"sgemm_gflops", ceiling},
+                      {"flop_utilisation", ceiling > 0 ? flops / step_s / 1e9 / ceiling : 0.0}};
+  return j;
+}
+
+nlohmann::json bench_infer(const Args& a) {
+  const models::SiglipConfig cfg = models::SiglipConfig::preset(a.get("preset", "b16"));
+  const int64_t batch = a.num("batch", 8), steps = a.num("steps", 5), warmup = a.num("warmup", 1);
+  const auto seed = static_cast<uint64_t>(a.num("seed", 0));
+  models::SigLIP<float> model(cfg, seed);
+  Generator gen(seed + 1);
+  const Tensor<float> images = random_images(cfg.vision, batch, gen);
+  if (a.values.count("save-init")) {
+    const std::string dir = a.get("save-init", "");
+    io::save_pretrained(model, dir);
+    io::save_safetensors(std::filesystem::path(dir) / "batch.safetensors", io::TensorMap{{"pixel_values", images}});
+  }
+  NoGradGuard no_grad;
+  std::vector<double> times;
+  double checksum = 0;
+  for (int64_t s = 0; s < warmup + steps; ++s) {
+    const auto t0 = clock_type::now();
+    const Tensor<float> e = model.image_embeddings(images);
+    const double dt = seconds_since(t0);
+    checksum = e.at({0, 0});
+    if (s >= warmup) times.push_back(dt);
+  }
+  const double s = median(times);
+  return {{"mode", "infer"}, {"preset", a.get("preset", "b16")}, {"batch", batch}, {"step_seconds", times},
+          {"seconds", s},    {"images_per_s", double(batch) / s},  {"first_embedding", checksum}};
+}
+
+nlohmann::json bench_loss(const Args& a) {
+  const int64_t n = a.num("n", 16384), d = a.num("d", 768), steps = a.num("steps", 3), tile = a.num("tile", 256);
+  Generator gen(static_cast<uint64_t>(a.num("seed", 0)));
+  Tensor<float> img, txt;
+  {
+    NoGradGuard no_grad;
+    img = l2_normalize(Tensor<float>::randn({n, d}, gen)).detach().set_requires_grad();
+    txt = l2_normalize(Tensor<float>::randn({n, d}, gen)).detach().set_requires_grad();
+  }
+  auto& alloc = CpuAllocator::instance();
+  std::vector<double> loss_times, gemm_times;
+  int64_t peak = 0;
+  for (int64_t s = 0; s < steps; ++s) {
+    Tensor<float> tp = Tensor<float>::full({1}, std::log(10.0f)).set_requires_grad();
+    Tensor<float> bias = Tensor<float>::full({1}, -10.0f).set_requires_grad();
+    img.zero_grad();
+    txt.zero_grad();
+    const int64_t before = alloc.stats().bytes_in_use;
+    alloc.reset_peak();
+    auto t0 = clock_type::now();
+    Tensor<float> loss = loss::sigmoid_loss(img, txt, tp, bias, loss::SigmoidImpl::Tiled, tile);
+    loss.backward();
+    loss_times.push_back(seconds_since(t0));
+    peak = std::max(peak, alloc.stats().peak_bytes_in_use - before);
+    SIGLITE_CHECK(std::isfinite(loss.item()), "siglite-bench: non-finite loss");
+
+    // The same GEMMs, tile by tile as the loss runs them, with nothing between them.
+    Tensor<float> dx = Tensor<float>::zeros({n, d}), dy = Tensor<float>::zeros({n, d});
+    t0 = clock_type::now();
+    const int64_t nt = (n + tile - 1) / tile;
+#pragma omp parallel
+    {
+      std::vector<float> zt(size_t(tile * tile));
+      for (int64_t pass = 0; pass < 2; ++pass) {
+        for (int64_t sh = 0; sh < nt; ++sh) {
+#pragma omp for schedule(static)
+          for (int64_t i = 0; i < nt; ++i) {
+            const int64_t j = (i + sh) % nt, i0 = i * tile, j0 = j * tile;
+            const int64_t r = std::min(tile, n - i0), c = std::min(tile, n - j0);
+            loss::detail::tile_similarities(Device::cpu(), img.data(), txt.data(), d, i0, r, j0, c, 1.0f, zt.data(),
+                                            tile);
+            if (pass == 1) {
+              loss::detail::tile_accumulate(Device::cpu(), false, r, c, d, 1.0f, zt.data(), tile,
+                                            txt.data() + j0 * d, dx.data() + i0 * d);
+              loss::detail::tile_accumulate(Device::cpu(), true, c, r, d, 1.0f, zt.data(), tile,
+                                            img.data() + i0 * d, dy.data() + j0 * d);
+            }
+          }
+        }
+      }
+    }
+    gemm_times.push_back(seconds_since(t0));
+  }
+  const double tl = median(loss_times), tg = median(gemm_times);
+  return {{"mode", "loss"},
+          {"n", n},
+          {"d", d},
+          {"tile", tile},
+          {"loss_seconds", loss_times},
+          {"gemm_seconds", gemm_times},
+          {"seconds", tl},
+          {"gemm_only_seconds", tg},
+          {"loss_over_gemm", tl / tg},
+          {"peak_beyond_inputs_mib", double(peak) / (1024.0 * 1024.0)}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args a = parse(argc, argv);
+#ifdef _OPENMP
+    if (a.values.count("threads")) omp_set_num_threads(static_cast<int>(a.num("threads", 1)));
+#endif
+    nlohmann::json j = a.mode == "train" ? bench_train(a) : a.mode == "infer" ? bench_infer(a) : bench_loss(a);
+    j["threads"] = cpu::max_threads();
+    j["peak_rss_mib"] = peak_rss_mib();
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}
