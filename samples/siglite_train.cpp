@@ -5,15 +5,17 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <siglite/data/fashion_mnist.hpp>
 #include <siglite/data/manifest.hpp>
 #include <siglite/data/shapes.hpp>
 #include <siglite/eval/zero_shot.hpp>
+#include <siglite/io/plot.hpp>
 #include <siglite/siglite.hpp>
 #include <siglite/train/trainer.hpp>
 #include <string>
+
+#include "cli.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -44,46 +46,14 @@ constexpr const char* kUsage = R"(usage: siglite-train --data fmnist|shapes|MANI
   --skip-bad             skip bad manifest records instead of stopping
 )";
 
-struct Args {
-  std::map<std::string, std::string> values;
-  bool has(const std::string& k) const { return values.count(k) > 0; }
-  std::string get(const std::string& k, const std::string& def) const { return has(k) ? values.at(k) : def; }
-  double num(const std::string& k, double def) const {
-    if (!has(k)) return def;
-    try {
-      size_t used = 0;
-      const double v = std::stod(values.at(k), &used);
-      if (used == values.at(k).size()) return v;
-    } catch (const std::exception&) {
-    }
-    throw Error("siglite-train: --" + k + " needs a number, got '" + values.at(k) + "'");
-  }
-};
-
-Args parse(int argc, char** argv) {
-  static const char* flags[] = {"data", "preset", "config", "batch", "steps", "minutes", "lr", "wd", "warmup",
-                                "bias-lr-mult", "loss", "threads", "seed", "out", "checkpoint-every", "resume",
-                                "lock-image", "eval-limit"};
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (arg == "--skip-bad") {
-      a.values["skip-bad"] = "1";
-      continue;
-    }
-    bool known = false;
-    for (const char* f : flags) known = known || arg == std::string("--") + f;
-    if (!known) throw Error("siglite-train: unknown argument '" + arg + "' (see --help)");
-    if (i + 1 >= argc) throw Error("siglite-train: " + arg + " needs a value");
-    a.values[arg.substr(2)] = argv[++i];
-  }
-  if (!a.has("data")) throw Error("siglite-train: --data is required (see --help)");
-  return a;
-}
+const cli::Spec kCli = {"siglite-train",
+                        kUsage,
+                        {"data", "preset", "config", "batch", "steps", "minutes", "lr", "wd", "warmup",
+                         "bias-lr-mult", "loss", "threads", "seed", "out", "checkpoint-every", "resume", "lock-image",
+                         "eval-limit"},
+                        {"skip-bad"},
+                        {},
+                        {"data"}};
 
 /// The captions a word tokenizer is built from: all training captions of a dataset with a
 /// finite set of them, or a large sample.
@@ -101,11 +71,43 @@ std::string clock_text(double s) {
   return buf;
 }
 
+/// Writes loss.png and t_b.png (this run's steps) and similarity.png (the logits of the first 32 training
+/// pairs under the trained model) into `dir`.
+void write_plots(const std::filesystem::path& dir, const std::vector<train::StepInfo>& history,
+                 const std::string& loss_name, const models::SigLIP<float>& model, const data::Dataset& ds,
+                 const data::Tokenizer& tok) {
+  if (!history.empty()) {
+    io::Series loss{"loss", {}, io::series_colour(0)}, t{"t", {}, io::series_colour(1)}, b{"b", {}, io::series_colour(2)};
+    for (const train::StepInfo& s : history) {
+      loss.points.emplace_back(double(s.step), s.loss);
+      t.points.emplace_back(double(s.step), s.t);
+      b.points.emplace_back(double(s.step), s.b);
+    }
+    io::write_line_plot(dir / "loss.png", {{loss_name + " loss", "step", {loss}}});
+    io::write_line_plot(dir / "t_b.png", {{"temperature t = exp(t')", "step", {t}}, {"bias b", "step", {b}}});
+  }
+  NoGradGuard no_grad;
+  const int64_t n = std::min<int64_t>(32, ds.size());
+  std::vector<int64_t> idx;
+  for (int64_t i = 0; i < n; ++i) idx.push_back(i);
+  const data::Batch batch = data::make_batch(ds, idx);
+  const Tensor<float> img = model.image_embeddings(batch.images);  // [n, E], normalised
+  const Tensor<float> txt = model.text_embeddings(tok.batch(batch.captions, model.config().text.max_position_embeddings));
+  const Tensor<float> logits = matmul(img, txt.t()) * exp(model.logit_scale) + model.logit_bias;  // [n, n]
+  io::Heatmap h;
+  h.values = logits.contiguous().to_vector();
+  h.rows = h.cols = n;
+  h.title = "logits t x_i.y_j + b of the first " + std::to_string(n) + " training pairs";
+  h.row_label = "image i";
+  h.col_label = "text j";
+  io::write_heatmap(dir / "similarity.png", h);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    const Args args = parse(argc, argv);
+    const cli::Args args = cli::parse(kCli, argc, argv);
 #ifdef _OPENMP
     if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.num("threads", 0)));
 #endif
@@ -186,6 +188,13 @@ int main(int argc, char** argv) {
     });
     const train::TrainResult r = trainer.run();
     if (tty) std::fprintf(stderr, "\n");
+    if (!out.empty()) {
+      try {  // the checkpoint is already saved: a plot that cannot be written is worth a warning, not the run
+        write_plots(out, r.history, opt.loss, model, *train_set, *tok);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "siglite-train: plots not written: %s\n", e.what());
+      }
+    }
 
     nlohmann::json summary = {{"steps", r.steps},  {"pairs_per_s", r.pairs_per_s}, {"final_loss", r.final_loss},
                               {"t", r.t},          {"b", r.b},                     {"seconds", r.seconds}};

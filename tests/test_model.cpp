@@ -164,6 +164,8 @@ TEST_CASE("model: an HF directory loads, and a saved one reproduces the outputs 
   CHECK(after.logits_per_text.to_vector() == before.logits_per_text.to_vector());
   CHECK(after.image_embeds.to_vector() == before.image_embeds.to_vector());
   CHECK(again->config().to_json() == model->config().to_json());
+  // transformers' from_pretrained refuses a safetensors file without format "pt" in its metadata.
+  CHECK(io::read_safetensors(dir / "model.safetensors").metadata.at("format") == "pt");
   std::filesystem::remove_all(dir);
 }
 

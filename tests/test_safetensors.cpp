@@ -1,4 +1,5 @@
-// safetensors: round trips, F16/BF16/F64 reading, every corrupt-file error, atomic saves, loading into a Module.
+// safetensors: round trips, F16/BF16/F64 and I64/I32 reading, every corrupt-file error, atomic saves, loading into
+// a Module.
 #include <catch2/catch.hpp>
 #include <siglite/io/safetensors.hpp>
 
@@ -192,6 +193,33 @@ TEST_CASE("safetensors: F16, BF16 and F64 are read as float", "[safetensors]") {
   CHECK(t.at("d").to_vector() == std::vector<float>{0.1f, -2.5f});
 }
 
+TEST_CASE("safetensors: I64 and I32 are read as int64, apart from the float tensors", "[safetensors]") {
+  TempDir dir;
+  const fs::path file = dir / "ids.safetensors";
+  const std::vector<int64_t> i64{0, -1, 31999, int64_t(1) << 40, std::numeric_limits<int64_t>::min(), 7};
+  const std::vector<int32_t> i32{-5, 2147483647};
+  const std::vector<float> f32{0.5f};
+  const std::string header = R"({"__metadata__":{"format":"pt"},)"
+                             R"("input_ids":{"dtype":"I64","shape":[2,3],"data_offsets":[0,48]},)"
+                             R"("mask":{"dtype":"I32","shape":[2],"data_offsets":[48,56]},)"
+                             R"("scale":{"dtype":"F32","shape":[],"data_offsets":[56,60]},)"
+                             R"("none":{"dtype":"I64","shape":[0,4],"data_offsets":[60,60]}})";
+  write_bytes(file, file_bytes(header, raw_values(i64) + raw_values(i32) + raw_values(f32)));
+
+  const io::SafetensorsContents c = io::read_safetensors(file);
+  REQUIRE(c.int_tensors.size() == 3);
+  CHECK(c.int_tensors.at("input_ids").shape() == Shape{2, 3});
+  CHECK(c.int_tensors.at("input_ids").to_vector() == i64);
+  CHECK(c.int_tensors.at("mask").to_vector() == std::vector<int64_t>{-5, 2147483647});
+  CHECK(c.int_tensors.at("none").shape() == Shape{0, 4});
+  REQUIRE(c.tensors.size() == 1);
+  CHECK(c.tensors.at("scale").to_vector() == std::vector<float>{0.5f});
+  CHECK(c.dtypes == io::StringMap{{"input_ids", "I64"}, {"mask", "I32"}, {"none", "I64"}, {"scale", "F32"}});
+  CHECK(c.metadata.at("format") == "pt");
+  // load_safetensors gives the float tensors only, so a module never sees an integer buffer.
+  CHECK(io::load_safetensors(file).size() == 1);
+}
+
 TEST_CASE("safetensors: corrupt files give a clear error naming the file", "[safetensors]") {
   TempDir dir;
   const fs::path file = dir / "corrupt.safetensors";
@@ -225,8 +253,8 @@ TEST_CASE("safetensors: corrupt files give a clear error naming the file", "[saf
     fails_with(file_bytes(R"({"a":{"dtype":"F32","data_offsets":[0,0]}})", ""), "lacks \"shape\"");
     fails_with(file_bytes(R"({"a":{"dtype":"F32","shape":[]}})", ""), "lacks \"data_offsets\"");
     fails_with(file_bytes(R"({"a":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}})", eight), "unsupported dtype 'Q7'");
-    fails_with(file_bytes(R"({"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", eight),
-               "unsupported dtype 'I64'");
+    fails_with(file_bytes(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", eight),
+               "unsupported dtype 'U8'");
     fails_with(file_bytes("{" + entry("a", "[-2]", 0, 8) + "}", eight), "shape entry is negative (-2)");
     fails_with(file_bytes("{" + entry("a", "[2.0]", 0, 8) + "}", eight), "shape entry is 2.0, not an integer");
     fails_with(file_bytes("{" + entry("a", "[\"2\"]", 0, 8) + "}", eight), "not an integer");
@@ -241,6 +269,8 @@ TEST_CASE("safetensors: corrupt files give a clear error naming the file", "[saf
   }
   SECTION("byte range does not match the shape") {
     fails_with(file_bytes("{" + entry("a", "[3]", 0, 8) + "}", eight), "needs 3 x 4 bytes");
+    fails_with(file_bytes(R"({"a":{"dtype":"I64","shape":[2],"data_offsets":[0,8]}})", eight), "needs 2 x 8 bytes");
+    fails_with(file_bytes(R"({"a":{"dtype":"I32","shape":[1],"data_offsets":[0,8]}})", eight), "needs 1 x 4 bytes");
     fails_with(file_bytes("{" + entry("a", "[2,0]", 0, 8) + "}", eight), "needs 0 x 4 bytes");
   }
   SECTION("offsets overlap, leave holes, or run past the file") {

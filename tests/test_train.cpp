@@ -1,9 +1,13 @@
 // The training loop: it learns, a resumed run equals an uninterrupted one, a non-finite loss stops
-// cleanly, and SigLiT leaves the image tower untouched.
+// cleanly, and SigLiT leaves the image tower untouched. Evaluation: prompt files, the held-out and
+// seen pair scores of the captioned shapes.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <siglite/siglite.hpp>
 #include <siglite/train/trainer.hpp>
+#include <siglite/eval/shapes.hpp>
 #include <siglite/eval/zero_shot.hpp>
 
 using namespace siglite;
@@ -90,6 +94,8 @@ TEST_CASE("train: the loss falls and zero-shot classification learns the classes
   CHECK(r.history.back().loss < 0.5 * r.history.front().loss);
   const eval::ZeroShotResult z = eval::zero_shot(model, tok, ds, {"a {} tile"});
   CHECK(z.top1 > 0.9);
+  // Captions repeat per class and a tie with the true caption counts as found.
+  CHECK(eval::retrieval(model, tok, ds, ds.size()).i2t_r1 > 0.9);
 }
 
 TEST_CASE("train: a resumed run equals an uninterrupted one", "[train]") {
@@ -162,4 +168,101 @@ TEST_CASE("train: bad options", "[train][errors]") {
   wrong.vision.image_size = 16;
   models::SigLIP<float> other(wrong, 5);
   CHECK_THROWS_WITH(train::Trainer(other, ds, tok, options(1)), Contains("do not fit"));
+}
+
+TEST_CASE("eval: prompt templates from a file", "[eval]") {
+  const auto dir = temp_dir("prompts");
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name, std::ios::binary) << text;
+    return dir / name;
+  };
+  CHECK(eval::read_templates(write("good.txt", "a photo of a {}\r\n\n   \n  {}, up close  \nthe {}")) ==
+        std::vector<std::string>{"a photo of a {}", "{}, up close", "the {}"});
+  const auto bad = write("bad.txt", "a {}\n\na photo\n");
+  CHECK_THROWS_WITH(eval::read_templates(bad), Contains(bad.string() + ":3: template 'a photo' has no {}"));
+  const auto blank = write("blank.txt", "\n  \n");
+  CHECK_THROWS_WITH(eval::read_templates(blank), Contains(blank.string() + ": no templates"));
+  CHECK_THROWS_WITH(eval::read_templates(dir / "absent.txt"), Contains("absent.txt: no such file"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("eval: shapes scores split held-out pairs from seen ones, by colour and by shape", "[eval]") {
+  const data::Shapes ds(0, data::Split::test, 16, true, 80);  // every pair twice, 5 of the 40 held out
+  const int64_t kinds = data::Shapes::num_kinds(), colours = data::Shapes::num_colours();
+  const auto scores = [&](const std::function<int64_t(int64_t colour, int64_t kind)>& predict) {
+    eval::ZeroShotResult z;
+    z.count = ds.size();
+    for (int64_t i = 0; i < ds.size(); ++i) z.predictions.push_back(predict(i % 40 / kinds, i % 40 % kinds));
+    return eval::shapes_scores(ds, z);
+  };
+  const auto held = [&](int64_t c, int64_t k) { return ds.is_held_out(c, k); };
+
+  eval::ShapesZeroShotResult r = scores([&](int64_t c, int64_t k) { return c * kinds + k; });
+  CHECK(r.held_out.count == 10);
+  CHECK(r.seen.count == 70);
+  for (const eval::PairScores* p : {&r.held_out, &r.seen})
+    CHECK((p->pair_top1 == 1 && p->colour_acc == 1 && p->shape_acc == 1));
+  CHECK(r.chance_pair == 1.0 / 40);
+  CHECK(r.chance_colour == 1.0 / 8);
+  CHECK(r.chance_shape == 1.0 / 5);
+
+  r = scores([&](int64_t c, int64_t k) { return c * kinds + (k + 1) % kinds; });  // right colour, wrong shape
+  CHECK((r.held_out.pair_top1 == 0 && r.held_out.colour_acc == 1 && r.held_out.shape_acc == 0));
+  CHECK((r.seen.pair_top1 == 0 && r.seen.colour_acc == 1 && r.seen.shape_acc == 0));
+
+  r = scores([&](int64_t c, int64_t k) { return (c + 1) % colours * kinds + k; });  // right shape, wrong colour
+  CHECK((r.held_out.colour_acc == 0 && r.held_out.shape_acc == 1));
+
+  // Right only on held-out pairs; on seen ones, the colour is right for half the colours.
+  r = scores([&](int64_t c, int64_t k) { return (held(c, k) || c % 2) ? c * kinds + k : (c + 1) * kinds + k; });
+  CHECK((r.held_out.pair_top1 == 1 && r.held_out.colour_acc == 1));
+  CHECK(r.seen.pair_top1 == Approx(r.seen.colour_acc));
+  CHECK(r.seen.shape_acc == 1);
+  CHECK(r.seen.pair_top1 < 1);
+
+  eval::ZeroShotResult z;
+  z.count = 2;
+  z.predictions = {0, 40};
+  CHECK_THROWS_WITH(eval::shapes_scores(ds, z), Contains("prediction 40 of example 1"));
+  z.predictions = {0};
+  CHECK_THROWS_WITH(eval::shapes_scores(ds, z), Contains("1 predictions for a count of 2"));
+  CHECK_THROWS_WITH(eval::shapes_scores(data::Shapes(0), z), Contains("train split"));
+}
+
+TEST_CASE("eval: shapes_zero_shot and retrieval on a model agree with their parts", "[eval]") {
+  const data::Shapes train_split(0, data::Split::train, 16);
+  std::vector<std::string> captions;
+  for (int64_t i = 0; i < 300; ++i) captions.push_back(train_split.get(i).caption);
+  const data::WordTokenizer tok = data::WordTokenizer::build(captions);
+  models::SiglipConfig c = tiny_config();
+  c.vision.image_size = 16;
+  c.text.vocab_size = tok.vocab_size();
+  c.text.max_position_embeddings = 16;
+  const models::SigLIP<float> model(c, 6);
+
+  const data::Shapes ds(0, data::Split::test, 16, true, 80);
+  const eval::ShapesZeroShotResult r = eval::shapes_zero_shot(model, tok, ds, data::Shapes::eval_templates());
+  REQUIRE(r.all.count == 80);
+  REQUIRE(r.all.predictions.size() == 80);
+  CHECK(r.held_out.count + r.seen.count == 80);
+  const double hits = r.held_out.pair_top1 * double(r.held_out.count) + r.seen.pair_top1 * double(r.seen.count);
+  CHECK(hits / 80 == Approx(r.all.top1));
+  std::vector<std::vector<int64_t>> confusion(40, std::vector<int64_t>(40, 0));
+  for (int64_t i = 0; i < 80; ++i) ++confusion[size_t(i % 40)][size_t(r.all.predictions[size_t(i)])];
+  CHECK(confusion == r.all.confusion);
+
+  // Batched text embeddings equal one batch, and retrieval on the dataset equals retrieval on its embeddings.
+  const std::vector<std::string> some(captions.begin(), captions.begin() + 5);
+  const Tensor<float> one = model.text_embeddings(tok.batch(some, c.text.max_position_embeddings));
+  const std::vector<float> a = eval::text_embeddings(model, tok, some, 2).to_vector(), b = one.to_vector();
+  REQUIRE(a.size() == b.size());
+  for (size_t k = 0; k < a.size(); ++k) CHECK(a[k] == Approx(b[k]).margin(1e-6));
+  std::vector<std::string> test_captions;
+  for (int64_t i = 0; i < 40; ++i) test_captions.push_back(ds.get(i).caption);
+  const eval::RetrievalResult whole = eval::retrieval(model, tok, ds, 40);
+  const eval::RetrievalResult parts =
+      eval::retrieval(eval::image_embeddings(model, ds, 0, 40), eval::text_embeddings(model, tok, test_captions));
+  CHECK(whole.i2t_r5 == parts.i2t_r5);
+  CHECK(whole.t2i_r5 == parts.t2i_r5);
 }

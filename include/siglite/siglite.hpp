@@ -32,6 +32,7 @@
 #include "siglite/optim/optim.hpp"
 
 #include "siglite/io/checkpoint.hpp"
+#include "siglite/io/plot.hpp"
 #include "siglite/io/safetensors.hpp"
 
 #include "siglite/data/dataset.hpp"
@@ -43,5 +44,6 @@
 #include "siglite/data/shapes.hpp"
 #include "siglite/data/tokenizer.hpp"
 
+#include "siglite/eval/shapes.hpp"
 #include "siglite/eval/zero_shot.hpp"
 #include "siglite/train/trainer.hpp"

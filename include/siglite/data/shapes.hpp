@@ -86,6 +86,14 @@ class Shapes : public Dataset {
                                                "in the bottom left", "at the bottom", "in the bottom right"};
     return v;
   }
+  /// Prompt templates for zero-shot on the test split, filled with a class name ("red circle"). Captions name
+  /// every shape with its size, and phrasings that end in the shape ("... there is a small red circle") are
+  /// common in training, so the ensemble spells out both sizes the way captions do.
+  static const std::vector<std::string>& eval_templates() {
+    static const std::vector<std::string> v = {"a small {}", "a large {}", "there is a small {}",
+                                               "there is a large {}"};
+    return v;
+  }
   static int64_t num_kinds() { return static_cast<int64_t>(kind_names().size()); }
   static int64_t num_colours() { return static_cast<int64_t>(colour_names().size()); }
   /// The (colour, kind) pairs kept out of the train split: each kind once, each with another colour.

@@ -2,6 +2,8 @@
 // NoGradGuard: evaluation never records a graph.
 #pragma once
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -25,6 +27,43 @@ inline Tensor<float> image_embeddings(const models::SigLIP<float>& model, const 
   return concat(parts, 0);
 }
 
+/// Normalised embeddings of `texts`, tokenised to the model's text length, in batches: [texts, E].
+inline Tensor<float> text_embeddings(const models::SigLIP<float>& model, const data::Tokenizer& tok,
+                                     const std::vector<std::string>& texts, int64_t batch = 256) {
+  SIGLITE_CHECK(!texts.empty(), "text_embeddings: no texts");
+  NoGradGuard no_grad;
+  std::vector<Tensor<float>> parts;
+  const auto n = static_cast<int64_t>(texts.size());
+  for (int64_t i = 0; i < n; i += batch) {
+    const std::vector<std::string> part(texts.begin() + i, texts.begin() + std::min(n, i + batch));
+    parts.push_back(model.text_embeddings(tok.batch(part, model.config().text.max_position_embeddings)));
+  }
+  return concat(parts, 0);
+}
+
+/// Prompt templates from a text file: one per line, with "{}" where the class name goes. Blank lines are
+/// skipped and whitespace around a template is dropped. A missing file, a file without templates, or a line
+/// without "{}" is an Error naming the file (and the line).
+inline std::vector<std::string> read_templates(const std::filesystem::path& path) {
+  const std::string where = siglite::detail::cat("read_templates: ", path.string());
+  SIGLITE_CHECK(std::filesystem::is_regular_file(path), where, ": no such file");
+  std::ifstream in(path);
+  SIGLITE_CHECK(in, where, ": cannot open the file");
+  std::vector<std::string> out;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    const size_t first = line.find_first_not_of(" \t\r"), last = line.find_last_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    line = line.substr(first, last - first + 1);
+    SIGLITE_CHECK(line.find("{}") != std::string::npos, where, ":", number, ": template '", line,
+                  "' has no {} where the class name goes");
+    out.push_back(line);
+  }
+  SIGLITE_CHECK(!in.bad(), where, ": read error");
+  SIGLITE_CHECK(!out.empty(), where, ": no templates (one per line, with {} where the class name goes)");
+  return out;
+}
+
 /// One embedding per class: the normalised mean of the normalised embeddings of every template
 /// filled with the class name (the prompt ensemble). [classes, E]
 inline Tensor<float> class_embeddings(const models::SigLIP<float>& model, const data::Tokenizer& tok,
@@ -36,7 +75,7 @@ inline Tensor<float> class_embeddings(const models::SigLIP<float>& model, const 
   for (const std::string& name : class_names) {
     std::vector<std::string> prompts;
     for (const std::string& t : templates) prompts.push_back(data::format_prompt(t, name));
-    const Tensor<float> e = model.text_embeddings(tok.batch(prompts, model.config().text.max_position_embeddings));
+    const Tensor<float> e = text_embeddings(model, tok, prompts);
     rows.push_back(l2_normalize(mean(e, {0}), -1));
   }
   return stack(rows, 0);
@@ -45,6 +84,7 @@ inline Tensor<float> class_embeddings(const models::SigLIP<float>& model, const 
 struct ZeroShotResult {
   double top1 = 0, top5 = 0;
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
+  std::vector<int64_t> predictions;  // [count] the top-1 class of each example, in order
   int64_t count = 0;
 };
 
@@ -79,6 +119,7 @@ inline ZeroShotResult zero_shot(const models::SigLIP<float>& model, const data::
       hit1 += order[0] == truth;
       hit5 += std::find(order.begin(), order.begin() + std::min<int64_t>(5, k), truth) != order.begin() + std::min<int64_t>(5, k);
       ++r.confusion[size_t(truth)][size_t(order[0])];
+      r.predictions.push_back(order[0]);
     }
   }
   r.top1 = double(hit1) / double(n);
@@ -112,6 +153,25 @@ inline RetrievalResult retrieval(const Tensor<float>& image_embeds, const Tensor
   }
   for (double* v : {&r.i2t_r1, &r.i2t_r5, &r.i2t_r10, &r.t2i_r1, &r.t2i_r5, &r.t2i_r10}) *v /= double(n);
   return r;
+}
+
+/// Retrieval among the first `n` examples of `ds`, each image with its own caption. Identical captions embed
+/// identically and so tie with the true one, which counts as found: with repeated captions (Fashion-MNIST's are
+/// templates filled with a class name) the recall measures matching at the level of what the captions tell apart.
+inline RetrievalResult retrieval(const models::SigLIP<float>& model, const data::Tokenizer& tok,
+                                 const data::Dataset& ds, int64_t n) {
+  SIGLITE_CHECK(n >= 1 && n <= ds.size(), "retrieval: ", n, " examples asked of a dataset of ", ds.size());
+  NoGradGuard no_grad;
+  std::vector<Tensor<float>> images, texts;
+  const int64_t batch = 256;
+  for (int64_t i = 0; i < n; i += batch) {
+    std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, n - i)));
+    std::iota(idx.begin(), idx.end(), i);
+    const data::Batch b = data::make_batch(ds, idx);
+    images.push_back(model.image_embeddings(b.images));
+    texts.push_back(text_embeddings(model, tok, b.captions));
+  }
+  return retrieval(concat(images, 0), concat(texts, 0));
 }
 
 }  // namespace siglite::eval

@@ -1,12 +1,14 @@
 // SigLIP model directories in Hugging Face's form: config.json + model.safetensors (HF names).
 // A directory written here loads in HF's SiglipModel.from_pretrained, and an HF SigLIP directory
-// loads here.
+// loads here, with the tokenizer beside it: siglite-train's word_tokenizer.json or HF's spiece.model.
 #pragma once
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
 
+#include "siglite/data/sentencepiece_tokenizer.hpp"
+#include "siglite/data/tokenizer.hpp"
 #include "siglite/io/safetensors.hpp"
 #include "siglite/models/siglip.hpp"
 
@@ -38,7 +40,7 @@ inline void save_pretrained(const models::SigLIP<float>& model, const std::files
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   SIGLITE_CHECK(std::filesystem::is_directory(dir), "save_pretrained: cannot create directory ", dir.string());
-  save_safetensors(dir / "model.safetensors", model);
+  save_safetensors(dir / "model.safetensors", model, {{"format", "pt"}});  // from_pretrained requires it
   write_text_atomic(dir / "config.json", model.config().to_json().dump(2) + "\n");
 }
 
@@ -49,6 +51,31 @@ inline std::unique_ptr<models::SigLIP<float>> load_pretrained(const std::filesys
   auto model = std::make_unique<models::SigLIP<float>>(models::SiglipConfig::load((dir / "config.json").string()));
   load_safetensors(*model, dir / "model.safetensors", true);
   return model;
+}
+
+/// The tokenizer of the checkpoint in `dir`: data::kWordTokenizerFile (written by siglite-train) or an HF
+/// spiece.model (SentencePieceTokenizer, when built with SIGLITE_WITH_SENTENCEPIECE). Its ids must fit the
+/// `vocab_size` token embeddings of the model it goes with.
+inline std::unique_ptr<data::Tokenizer> load_tokenizer(const std::filesystem::path& dir, int64_t vocab_size) {
+  std::unique_ptr<data::Tokenizer> tok;
+  const bool spiece = std::filesystem::exists(dir / "spiece.model");
+  if (std::filesystem::exists(dir / data::kWordTokenizerFile)) {
+    tok = std::make_unique<data::WordTokenizer>(data::WordTokenizer::load(dir / data::kWordTokenizerFile));
+  } else if (spiece) {
+#ifdef SIGLITE_WITH_SENTENCEPIECE
+    tok = std::make_unique<data::SentencePieceTokenizer>(dir);
+#else
+    throw Error(siglite::detail::cat("load_tokenizer: ", dir.string(), " holds an HF spiece.model, but siglite was "
+                                     "built without SentencePiece (SIGLITE_WITH_SENTENCEPIECE; Debian: "
+                                     "libsentencepiece-dev)"));
+#endif
+  } else {
+    throw Error(siglite::detail::cat("load_tokenizer: ", dir.string(), " holds no tokenizer (",
+                                     data::kWordTokenizerFile, " or spiece.model)"));
+  }
+  SIGLITE_CHECK(tok->vocab_size() <= vocab_size, "load_tokenizer: ", dir.string(), ": the tokenizer has ",
+                tok->vocab_size(), " tokens, more than the model's vocab_size of ", vocab_size);
+  return tok;
 }
 
 }  // namespace siglite::io

@@ -1,4 +1,5 @@
-// safetensors checkpoints (the Hugging Face format): name -> Tensor<float>, plus a string map of metadata.
+// safetensors checkpoints (the Hugging Face format): name -> Tensor<float> (and Tensor<int64_t> for integer
+// tensors such as token ids), plus a string map of metadata.
 //
 // File layout (all integers little-endian):
 //   bytes [0, 8)        N: uint64, the length of the JSON header
@@ -11,8 +12,9 @@
 // A 0-d tensor has shape [] (one element); a tensor with a zero extent has begin == end.
 //
 // Writing: F32, in the order given (a std::map writes in name order). Reading: F32, F16, BF16 and F64, converted
-// to float. Every violation of the layout above is a siglite::Error naming the file and the problem, found before
-// any tensor memory is allocated. Saving is atomic: a temporary file next to the target, then a rename over it.
+// to float; I64 and I32 as int64 (SafetensorsContents::int_tensors). Every violation of the layout above is a
+// siglite::Error naming the file and the problem, found before any tensor memory is allocated, whatever the
+// dtype. Saving is atomic: a temporary file next to the target, then a rename over it.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -50,12 +52,15 @@
 namespace siglite::io {
 
 using TensorMap = std::map<std::string, Tensor<float>>;
+using IntTensorMap = std::map<std::string, Tensor<int64_t>>;
 using NamedTensorList = std::vector<std::pair<std::string, Tensor<float>>>;
 using StringMap = std::map<std::string, std::string>;
 
-/// What a safetensors file holds: the tensors (converted to float) and its "__metadata__".
+/// What a safetensors file holds: its tensors by kind, the dtype each had in the file, and its "__metadata__".
 struct SafetensorsContents {
-  TensorMap tensors;
+  TensorMap tensors;  // F32, F16, BF16, F64, converted to float
+  IntTensorMap int_tensors;  // I64, I32, as int64
+  StringMap dtypes;  // every tensor's dtype as stored: "F16", "I64", ...
   StringMap metadata;
 };
 
@@ -98,11 +103,13 @@ inline float bf16_to_float(uint16_t h) {
 }
 
 inline uint64_t dtype_size(const std::string& dtype) {
-  if (dtype == "F32") return 4;
+  if (dtype == "F32" || dtype == "I32") return 4;
   if (dtype == "F16" || dtype == "BF16") return 2;
-  if (dtype == "F64") return 8;
+  if (dtype == "F64" || dtype == "I64") return 8;
   return 0;
 }
+
+inline bool is_int_dtype(const std::string& dtype) { return dtype == "I64" || dtype == "I32"; }
 
 struct Entry {
   std::string name, dtype;
@@ -142,7 +149,8 @@ inline Entry parse_entry(const fs::path& path, const std::string& name, const js
   if (!dtype.is_string()) fail(path, cat(where, ": dtype is not a string but ", describe(dtype)));
   e.dtype = dtype.get<std::string>();
   const uint64_t elem = dtype_size(e.dtype);
-  if (elem == 0) fail(path, cat(where, ": unsupported dtype '", e.dtype, "' (siglite reads F32, F16, BF16, F64)"));
+  if (elem == 0)
+    fail(path, cat(where, ": unsupported dtype '", e.dtype, "' (siglite reads F32, F16, BF16, F64, I64, I32)"));
 
   const json& shape = info["shape"];
   if (!shape.is_array()) fail(path, cat(where, ": shape is not an array but ", describe(shape)));
@@ -197,7 +205,7 @@ inline void read_exact(std::istream& in, const fs::path& path, char* out, uint64
   if (static_cast<uint64_t>(in.gcount()) != n) fail(path, cat("read error in ", what));
 }
 
-inline Tensor<float> read_tensor(std::istream& in, const fs::path& path, const Entry& e) {
+inline Tensor<float> read_float_tensor(std::istream& in, const fs::path& path, const Entry& e) {
   Tensor<float> t = Tensor<float>::empty(e.shape);
   const uint64_t n = static_cast<uint64_t>(t.numel()), bytes = e.end - e.begin;
   const std::string what = cat("tensor '", e.name, "'");
@@ -222,6 +230,19 @@ inline Tensor<float> read_tensor(std::istream& in, const fs::path& path, const E
   return t;
 }
 
+inline Tensor<int64_t> read_int_tensor(std::istream& in, const fs::path& path, const Entry& e) {
+  Tensor<int64_t> t = Tensor<int64_t>::empty(e.shape);
+  const std::string what = cat("tensor '", e.name, "'");
+  if (e.dtype == "I64") {
+    read_exact(in, path, reinterpret_cast<char*>(t.data()), e.end - e.begin, what);
+    return t;
+  }
+  std::vector<int32_t> raw(static_cast<size_t>(t.numel()));
+  read_exact(in, path, reinterpret_cast<char*>(raw.data()), e.end - e.begin, what);
+  std::copy(raw.begin(), raw.end(), t.data());
+  return t;
+}
+
 inline std::string temporary_name(const fs::path& path) {
   static std::atomic<unsigned> counter{0};
 #if defined(_WIN32)
@@ -234,7 +255,8 @@ inline std::string temporary_name(const fs::path& path) {
 
 }  // namespace detail
 
-/// Reads and validates a safetensors file; F32, F16, BF16 and F64 tensors come back as float.
+/// Reads and validates a safetensors file; F32, F16, BF16 and F64 tensors come back as float, I64 and I32 as
+/// int64.
 inline SafetensorsContents read_safetensors(const std::filesystem::path& path) {
   using detail::cat;
   using detail::fail;
@@ -288,11 +310,18 @@ inline SafetensorsContents read_safetensors(const std::filesystem::path& path) {
     }
   }
   detail::check_layout(path, entries, data_size);
-  for (const detail::Entry& e : entries) out.tensors.emplace(e.name, detail::read_tensor(in, path, e));
+  for (const detail::Entry& e : entries) {
+    out.dtypes.emplace(e.name, e.dtype);
+    if (detail::is_int_dtype(e.dtype))
+      out.int_tensors.emplace(e.name, detail::read_int_tensor(in, path, e));
+    else
+      out.tensors.emplace(e.name, detail::read_float_tensor(in, path, e));
+  }
   return out;
 }
 
-/// The tensors of a safetensors file, by name.
+/// The float tensors of a safetensors file, by name (integer tensors, such as the position_ids buffer of older
+/// HF checkpoints, are left out: read_safetensors has them).
 inline TensorMap load_safetensors(const std::filesystem::path& path) { return read_safetensors(path).tensors; }
 
 /// Loads a checkpoint into `module` (Module::load_state_dict: strict lists every missing, unexpected and
