@@ -10,6 +10,8 @@
 #include <siglite/eval/shapes.hpp>
 #include <siglite/eval/zero_shot.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace siglite;
 using Catch::Contains;
 
@@ -57,12 +59,6 @@ data::WordTokenizer tokenizer(const data::Dataset& ds) {
   return data::WordTokenizer::build(captions);
 }
 
-std::filesystem::path temp_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("siglite-train-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  return dir;
-}
-
 std::vector<float> flat(const nn::Module<float>& m, const std::string& prefix = "") {
   std::vector<float> out;
   for (const auto& [name, p] : m.named_parameters())
@@ -81,6 +77,29 @@ train::TrainOptions options(int64_t steps) {
 }
 
 }  // namespace
+
+TEST_CASE("trainer: a time budget is planned again from whole steps and stops within the budget", "[train]") {
+  const Quadrants ds;
+  const data::WordTokenizer tok = tokenizer(ds);
+  models::SigLIP<float> model(tiny_config(), 3);
+  train::TrainOptions o = options(0);
+  o.minutes = 1.5 / 60;
+  train::Trainer trainer(model, ds, tok, o);
+  const train::TrainResult r = trainer.run();
+  REQUIRE(r.history.size() > 14);
+  // The probe's plan holds for 13 steps; it may change after them and once more halfway, not otherwise.
+  int changes = 0;
+  for (size_t k = 1; k < r.history.size(); ++k) {
+    const bool changed = r.history[k].planned_steps != r.history[k - 1].planned_steps;
+    if (k < 13) CHECK_FALSE(changed);
+    changes += changed;
+  }
+  CHECK(changes <= 2);
+  // The run stops within a step of the budget, never after its plan.
+  const double last_step_s = r.history.back().elapsed_s - r.history[r.history.size() - 2].elapsed_s;
+  CHECK(r.history.back().elapsed_s <= 1.5 + last_step_s);
+  CHECK(r.history.back().step <= r.history.back().planned_steps);
+}
 
 TEST_CASE("train: the loss falls and zero-shot classification learns the classes", "[train]") {
   const Quadrants ds;
@@ -104,37 +123,35 @@ TEST_CASE("train: a resumed run equals an uninterrupted one", "[train]") {
   models::SigLIP<float> straight(tiny_config(), 2);
   const train::TrainResult full = train::Trainer(straight, ds, tok, options(6)).run();
 
-  const auto dir = temp_dir("resume");
+  const TempDir dir;
   models::SigLIP<float> first(tiny_config(), 2);
   train::TrainOptions part = options(6);
   part.stop_at = 3;
-  part.out_dir = dir.string();
+  part.out_dir = dir.path.string();
   train::Trainer(first, ds, tok, part).run();
 
   models::SigLIP<float> second(tiny_config(), 99);  // other initial weights: all must come from the checkpoint
   train::Trainer resumed(second, ds, tok, options(6));
-  resumed.resume(dir);
+  resumed.resume(dir.path);
   const train::TrainResult rest = resumed.run();
   REQUIRE(rest.history.size() == 3);
   for (size_t k = 0; k < 3; ++k) CHECK(rest.history[k].loss == full.history[k + 3].loss);
   CHECK(flat(second) == flat(straight));
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("train: a non-finite loss stops the run and keeps the last good checkpoint", "[train]") {
   const Quadrants ds;
   const data::WordTokenizer tok = tokenizer(ds);
   models::SigLIP<float> model(tiny_config(), 3);
-  const auto dir = temp_dir("nan");
+  const TempDir dir;
   train::TrainOptions o = options(10);
   o.lr = 1e30;  // step 1 warms up at lr 0; step 2 sends the weights to infinity
-  o.out_dir = dir.string();
+  o.out_dir = dir.path.string();
   o.checkpoint_every = 1;
   CHECK_THROWS_WITH(train::Trainer(model, ds, tok, o).run(),
                     Contains("train: the loss is") && Contains("at step 3") && Contains("is intact"));
   std::ifstream state(dir / "trainer_state.json");
   CHECK(nlohmann::json::parse(state).at("step") == 2);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("train: SigLiT trains only the text tower, t' and b", "[train]") {
@@ -171,8 +188,7 @@ TEST_CASE("train: bad options", "[train][errors]") {
 }
 
 TEST_CASE("eval: prompt templates from a file", "[eval]") {
-  const auto dir = temp_dir("prompts");
-  std::filesystem::create_directories(dir);
+  const TempDir dir;
   const auto write = [&](const std::string& name, const std::string& text) {
     std::ofstream(dir / name, std::ios::binary) << text;
     return dir / name;
@@ -184,7 +200,6 @@ TEST_CASE("eval: prompt templates from a file", "[eval]") {
   const auto blank = write("blank.txt", "\n  \n");
   CHECK_THROWS_WITH(eval::read_templates(blank), Contains(blank.string() + ": no templates"));
   CHECK_THROWS_WITH(eval::read_templates(dir / "absent.txt"), Contains("absent.txt: no such file"));
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("eval: shapes scores split held-out pairs from seen ones, by colour and by shape", "[eval]") {

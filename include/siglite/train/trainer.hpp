@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "siglite/core/files.hpp"
 #include "siglite/data/loader.hpp"
 #include "siglite/io/checkpoint.hpp"
 #include "siglite/loss/sigmoid.hpp"
@@ -113,11 +114,21 @@ class Trainer {
     const auto start = clock::now();
     const auto seconds = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
     data::Loader loader(ds_, tok_, opt_.batch_size, model_.config().text.max_position_embeddings, opt_.seed, step_);
+    first_step_ = step_;
+    const bool probed = planned_ == 0 && opt_.steps == 0;
     if (planned_ == 0) plan(loader, seconds);
     TrainResult result;
     const double budget_s = opt_.minutes * 60.0;
-    const int64_t last = opt_.stop_at > 0 ? std::min(opt_.stop_at, planned_) : planned_;
-    while (step_ < last && (opt_.steps > 0 || prior_seconds_ + seconds() < budget_s)) {
+    const auto last = [&] { return opt_.stop_at > 0 ? std::min(opt_.stop_at, planned_) : planned_; };
+    double replan_from_s = 0;
+    int64_t halfway = -1;  // steps done at the second re-plan
+    while (step_ < last() && (opt_.steps > 0 || prior_seconds_ + seconds() < budget_s)) {
+      const int64_t done = step_ - first_step_;
+      if (probed && done == kReplanFrom) replan_from_s = seconds();
+      if (probed && (done == kReplanAt || done == halfway)) {
+        replan(budget_s - prior_seconds_ - seconds(), (seconds() - replan_from_s) / double(done - kReplanFrom));
+        if (done == kReplanAt) halfway = std::max(kReplanAt + 1, (planned_ - first_step_) / 2);
+      }
       StepInfo info = train_step(loader.next());
       info.elapsed_s = prior_seconds_ + seconds();
       info.pairs_per_s = double(step_ * opt_.batch_size - prior_pairs_) / seconds();
@@ -146,7 +157,7 @@ class Trainer {
     nlohmann::json j = {{"step", step_},          {"planned_steps", planned_}, {"batch_size", opt_.batch_size},
                         {"seed", opt_.seed},      {"elapsed_s", elapsed_s},    {"loss", opt_.loss},
                         {"lock_image", opt_.lock_image}};
-    io::write_text_atomic(dir / "trainer_state.json", j.dump(2) + "\n");
+    write_file_atomic(dir / "trainer_state.json", j.dump(2) + "\n", "Trainer::save_checkpoint");
   }
 
  private:
@@ -183,11 +194,21 @@ class Trainer {
     set_schedule();
   }
 
+  /// A time budget's plan, made again from the speed of whole steps (data, optimizer and all): the probe of
+  /// plan() times forward and backward only. Done once kReplanAt steps have run, and again halfway through
+  /// that plan, each time from the mean step time since kReplanFrom (the steps before it, with cold caches
+  /// and the allocator filling, are not timed), keeping 2% of the time left to spare.
+  void replan(double left_s, double per_step_s) {
+    planned_ = std::max<int64_t>(step_ + 1, step_ + static_cast<int64_t>(left_s / (per_step_s * 1.02)));
+    set_schedule();
+  }
+
   void set_schedule() {
     const auto warmup = static_cast<int64_t>(std::round(opt_.warmup_fraction * double(planned_)));
     optimizer_->set_schedule(optim::warmup_cosine(std::min(warmup, planned_), planned_));
-    first_step_ = step_;
   }
+
+  static constexpr int64_t kReplanFrom = 3, kReplanAt = 13;
 
   Tensor<float> image_embeddings(const data::TextImageBatch& b) {
     if (!opt_.lock_image) return model_.image_embeddings(b.images);
