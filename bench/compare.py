@@ -245,7 +245,7 @@ def main():
     p.add_argument("mode", choices=["train", "infer", "loss"])
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--siglite", help="siglite-bench (default: build-bench/bench/siglite-bench, then build/bench/)")
+    p.add_argument("--siglite", help="siglite-bench (default: build it, or bring it up to date, in build-bench/)")
     p.add_argument("--python", default="/usr/bin/python3", help="the python whose torch to measure")
     p.add_argument("--venv", help="where to create the venv with transformers when --python lacks it "
                                   "(default /tmp/hfenv for Debian's python3)")
@@ -272,13 +272,18 @@ def main():
 
     siglite = a.siglite
     if siglite is None:
-        for cand in ("build-bench/bench/siglite-bench", "build/bench/siglite-bench"):
-            if os.access(os.path.join(ROOT, cand), os.X_OK):
-                siglite = os.path.join(ROOT, cand)
-                break
-    if not siglite or not os.access(siglite, os.X_OK):
-        die("no siglite-bench; build it: cmake -S . -B build-bench -G Ninja -DSIGLITE_BUILD_TESTS=OFF "
-            "-DSIGLITE_BUILD_SAMPLES=OFF && cmake --build build-bench --target siglite-bench (or pass --siglite)")
+        # build-bench is kept up to date: building an up-to-date target is a no-op.
+        build = os.path.join(ROOT, "build-bench")
+        print("compare.py: building siglite-bench in build-bench/", file=sys.stderr)
+        for cmd in (["cmake", "-S", ROOT, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+                     "-DSIGLITE_BUILD_TESTS=OFF", "-DSIGLITE_BUILD_SAMPLES=OFF", "-DSIGLITE_BUILD_BENCH=ON"],
+                    ["cmake", "--build", build, "--target", "siglite-bench"]):
+            if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
+                die("building siglite-bench failed: " + " ".join(cmd) + " (run .ci/install-deps first, or pass "
+                    "--siglite)")
+        siglite = os.path.join(build, "bench", "siglite-bench")
+    if not os.access(siglite, os.X_OK):
+        die(f"{siglite} is not an executable")
 
     ensure_torch(a.python)
     python = ensure_transformers(a.python, a.venv) if a.model == "hf" and a.mode != "loss" else a.python

@@ -38,10 +38,19 @@ void check(const T& siglite_values, const std::vector<double>& formula) {
 }  // namespace
 
 int main() {
-  const int64_t n = 2, d = 2;  // two (image, text) pairs, two dimensions: docs/loss.md's worked example
+  const int64_t n = 4, d = 3;  // four (image, text) pairs, three dimensions: docs/loss.md's worked example
 
   // 1. The embeddings, one row per example, already L2-normalised: image i and text i belong together.
-  const std::vector<double> xs = {1, 0, 0, 1}, ys = {0.8, 0.6, 0, 1};
+  // Pair 3 is deliberately mismatched: text 3 points along image 0 and has nothing in common with image 3,
+  // so (image 0, text 3) is a hard negative.
+  const std::vector<double> xs = {1, 0,   0,     // image 0
+                                  0, 1,   0,     // image 1
+                                  0, 0,   1,     // image 2
+                                  0, 0.6, 0.8};  // image 3
+  const std::vector<double> ys = {0.8, 0.6, 0,   // text 0
+                                  0,   1,   0,   // text 1
+                                  0,   0,   1,   // text 2
+                                  1,   0,   0};  // text 3: image 0's direction, not image 3's
   T x = T::from_vector(xs, {n, d}).set_requires_grad();
   T y = T::from_vector(ys, {n, d}).set_requires_grad();
   T t_prime = T::from_vector({std::log(10.0)}, {1}).set_requires_grad();  // t' = log t, SigLIP's initial t = 10
@@ -74,7 +83,10 @@ int main() {
       }
     }
 
-  // 2. The logits: one score per (image, text) pair, z_ij = t * <x_i, y_j> + b.
+  // 2. The logits: one score per (image, text) pair, z_ij = t * <x_i, y_j> + b, from the cosine similarities.
+  const T similarity = matmul(x, y.t()).detach();
+  print_table("X Y^T: the cosine similarity of each (image, text) pair", similarity, "image", "text");
+  check(similarity, s);
   const T logits = (matmul(x, y.t()) * exp(t_prime) + b).detach();
   print_table("z = t * X Y^T + b: the logits", logits, "image", "text");
   check(logits, z);

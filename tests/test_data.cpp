@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 // A private copy of stb_image_write writes the test images, unless a header already brought one.
 #ifndef INCLUDE_STB_IMAGE_WRITE_H
 #define STB_IMAGE_WRITE_STATIC
@@ -33,20 +35,6 @@ using Catch::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / siglite::detail::cat("siglite-data-", rd(), "-", rd());
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

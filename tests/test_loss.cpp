@@ -391,21 +391,30 @@ TEST_CASE("loss: bad input names the op and the shapes", "[loss]") {
 }
 
 TEST_CASE("loss: the worked example of docs/loss.md", "[loss]") {
-  // Two pairs in 2-D, SigLIP's initial t = 10 and b = -10; every number below is printed in docs/loss.md.
-  const std::vector<double> x = {1, 0, 0, 1}, y = {0.8, 0.6, 0, 1};
+  // Four pairs in 3-D, pair 3 mismatched (text 3 is image 0's direction), SigLIP's initial t = 10 and b = -10.
+  // Every number below is printed in docs/loss.md; tests/reference/make_loss_example.py computes them with PyTorch.
+  const int64_t n = 4, d = 3;
+  const std::vector<double> x = {1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0.6, 0.8};
+  const std::vector<double> y = {0.8, 0.6, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0};
   for (SigmoidImpl impl : {SigmoidImpl::Naive, SigmoidImpl::Tiled}) {
     INFO((impl == SigmoidImpl::Naive ? "naive" : "tiled"));
-    const TD img = leaf<double>(x, {2, 2}), txt = leaf<double>(y, {2, 2});
+    const TD img = leaf<double>(x, {n, d}), txt = leaf<double>(y, {n, d});
     const TD tp = leaf<double>({std::log(10.0)}, {1}), bias = leaf<double>({-10.0}, {1});
     const TD l = loss::sigmoid_loss(img, txt, tp, bias, impl);
     l.backward();
-    CHECK(l.item() == Approx(1.4191353).epsilon(1e-7));
-    check_close("d img_emb", img.grad().to_vector(), {-3.5231883, -2.6421642, 0.0719448, -2.4460414}, 1e-7);
-    check_close("d txt_emb", txt.grad().to_vector(), {-4.4039854, 0.0899310, 0.0002270, -2.5}, 1e-7);
-    CHECK(tp.grad().item() == Approx(-5.9692297).epsilon(1e-7));
-    CHECK(bias.grad().item() == Approx(-0.6813827).epsilon(1e-7));
+    CHECK(l.item() == Approx(3.5929052).epsilon(1e-7));
+    check_close("d img_emb", img.grad().to_vector(),
+                {-0.5115942, -1.3210821, 0.0001135, 0.0360859, -1.2230207, 0.0001135,  //
+                 0.0002043, 0.0001816, -1.25, -2.4965689, 0.0474537, 0.2980073},
+                1e-7);
+    check_close("d txt_emb", txt.grad().to_vector(),
+                {-2.2019927, 0.0474537, 0.0034311, 0.0001135, -1.2230207, 0.0360859,  //
+                 0.0001135, 0.1789179, -1.0115942, 1.25, -1.4998184, -1.9997957},
+                1e-7);
+    CHECK(tp.grad().item() == Approx(-2.7177368).epsilon(1e-7));
+    CHECK(bias.grad().item() == Approx(-0.5558999).epsilon(1e-7));
   }
-  const TD soft = loss::softmax_loss(TD::from_vector(x, {2, 2}), TD::from_vector(y, {2, 2}),
+  const TD soft = loss::softmax_loss(TD::from_vector(x, {n, d}), TD::from_vector(y, {n, d}),
                                      TD::from_vector({std::log(10.0)}, {1}));
-  CHECK(soft.item() == Approx(0.0363647).epsilon(1e-5));
+  CHECK(soft.item() == Approx(2.5708398).epsilon(1e-7));
 }

@@ -7,6 +7,8 @@
 #include <siglite/loss/sigmoid.hpp>
 #include <siglite/siglite.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace siglite;
 using models::SigLIP;
 using models::SiglipConfig;
@@ -157,16 +159,15 @@ TEST_CASE("model: an HF directory loads, and a saved one reproduces the outputs 
   const Tensor<float> images = golden.at("input.pixel_values");
   const Tensor<int64_t> ids = ids_of(golden.at("input.input_ids"));
   const auto before = model->forward(images, ids);
-  const auto dir = std::filesystem::temp_directory_path() / ("siglite-ckpt-" + std::to_string(::getpid()));
-  io::save_pretrained(*model, dir);
-  const auto again = io::load_pretrained(dir);
+  const TempDir dir;
+  io::save_pretrained(*model, dir.path);
+  const auto again = io::load_pretrained(dir.path);
   const auto after = again->forward(images, ids);
   CHECK(after.logits_per_text.to_vector() == before.logits_per_text.to_vector());
   CHECK(after.image_embeds.to_vector() == before.image_embeds.to_vector());
   CHECK(again->config().to_json() == model->config().to_json());
   // transformers' from_pretrained refuses a safetensors file without format "pt" in its metadata.
   CHECK(io::read_safetensors(dir / "model.safetensors").metadata.at("format") == "pt");
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("model: a checkpoint that does not fit names every difference", "[model]") {

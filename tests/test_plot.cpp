@@ -6,30 +6,16 @@
 
 #include <cmath>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
+
+#include "temp_dir.hpp"
 
 using namespace siglite;
 using Catch::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-/// A fresh directory under the system temp directory, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / siglite::detail::cat("siglite-plot-", rd(), "-", rd());
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 io::Rgb pixel(const data::Image& img, int64_t x, int64_t y) {
   const uint8_t* p = &img.pixels[static_cast<size_t>((y * img.width + x) * 3)];

@@ -1,5 +1,5 @@
-// safetensors: round trips, F16/BF16/F64 and I64/I32 reading, every corrupt-file error, atomic saves, loading into
-// a Module.
+// safetensors: round trips, F16/BF16/F64 and I64/I32 reading, every corrupt-file error, atomic saves (and
+// write_file_atomic, which every saver uses), loading into a Module.
 #include <catch2/catch.hpp>
 #include <siglite/io/safetensors.hpp>
 
@@ -7,10 +7,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
+
+#include "temp_dir.hpp"
 
 using namespace siglite;
 using TF = Tensor<float>;
@@ -19,21 +21,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-/// A fresh directory under the system temp directory, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / detail::cat("siglite-safetensors-", rd(), "-", rd());
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -347,6 +334,26 @@ TEST_CASE("safetensors: a failed save leaves the previous file intact", "[safete
   // No temporary file is left behind, whatever happened.
   for (const auto& e : fs::directory_iterator(dir.path))
     CHECK(e.path().filename().string().find(".tmp-") == std::string::npos);
+}
+
+TEST_CASE("files: write_file_atomic replaces a file whole or not at all", "[safetensors]") {
+  TempDir dir;
+  const fs::path file = dir / "state.json";
+  write_file_atomic(file, std::string("old"), "test");
+  CHECK(read_bytes(file) == "old");
+  // A writer that fails halfway: its exception comes through, the old file stays.
+  const auto half = [](std::ostream& out) {
+    out << "ha";
+    throw Error("the writer failed");
+  };
+  CHECK_THROWS_WITH(write_file_atomic(file, half, "test"), Contains("the writer failed"));
+  CHECK(read_bytes(file) == "old");
+  const fs::path missing = dir / "no-such-dir" / "x.json";
+  CHECK_THROWS_WITH(write_file_atomic(missing, std::string("x"), "Thing::save"),
+                    Contains("Thing::save: " + missing.string() + ": cannot create the temporary file"));
+  write_file_atomic(file, std::string("new"), "test");
+  CHECK(read_bytes(file) == "new");
+  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);  // no temporary file
 }
 
 TEST_CASE("safetensors: loading into a module", "[safetensors]") {

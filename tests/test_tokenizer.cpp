@@ -6,10 +6,11 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "temp_dir.hpp"
 
 #ifdef SIGLITE_WITH_SENTENCEPIECE
 #include <sentencepiece_trainer.h>
@@ -23,21 +24,6 @@ using Ids = std::vector<int64_t>;
 using Words = std::vector<std::string>;
 
 namespace {
-
-/// A fresh directory under the system temp directory, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / siglite::detail::cat("siglite-tokenizer-", rd(), "-", rd());
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -4,6 +4,7 @@
 #include "siglite/core/allocator.hpp"
 #include "siglite/core/device.hpp"
 #include "siglite/core/error.hpp"
+#include "siglite/core/files.hpp"
 #include "siglite/core/generator.hpp"
 #include "siglite/core/shape.hpp"
 #include "siglite/core/tensor.hpp"

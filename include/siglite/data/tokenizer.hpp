@@ -9,13 +9,11 @@
 // SentencePieceTokenizer (sentencepiece_tokenizer.hpp, optional) reads an HF checkpoint's spiece.model.
 #pragma once
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
-#include <system_error>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -23,13 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include "siglite/core/error.hpp"
+#include "siglite/core/files.hpp"
 #include "siglite/core/tensor.hpp"
-
-#if defined(_WIN32)
-#include <process.h>
-#else
-#include <unistd.h>
-#endif
 
 namespace siglite::data {
 
@@ -78,35 +71,6 @@ class Tokenizer {
 };
 
 namespace detail {
-
-/// Writes `text` to `path` through a temporary file beside it and a rename, so a failed save never leaves a
-/// half-written file in place of a good one.
-inline void write_file_atomic(const std::filesystem::path& path, const std::string& text, const std::string& what) {
-  static std::atomic<unsigned> counter{0};
-#if defined(_WIN32)
-  const int pid = _getpid();
-#else
-  const int pid = static_cast<int>(getpid());
-#endif
-  const std::string tmp = siglite::detail::cat(path.string(), ".tmp-", pid, "-", counter++);
-  const auto give_up = [&](const std::string& problem) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw Error(siglite::detail::cat(what, ": ", path.string(), ": ", problem));
-  };
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) give_up(siglite::detail::cat("cannot create the temporary file ", tmp));
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    out.flush();
-    if (!out) give_up(siglite::detail::cat("write error in the temporary file ", tmp));
-    out.close();
-    if (out.fail()) give_up(siglite::detail::cat("cannot close the temporary file ", tmp));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) give_up(siglite::detail::cat("cannot rename ", tmp, " over it: ", ec.message()));
-}
 
 inline bool is_ascii_alnum(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -249,7 +213,7 @@ class WordTokenizer : public Tokenizer {
       throw Error(siglite::detail::cat("WordTokenizer::save: ", path.string(), ": cannot encode the vocabulary (",
                                        e.what(), "); the captions hold invalid UTF-8"));
     }
-    detail::write_file_atomic(path, text, "WordTokenizer::save");
+    write_file_atomic(path, text, "WordTokenizer::save");
   }
 
   /// Normalised words -> ids; words outside the vocabulary -> unk_id().

@@ -3,10 +3,10 @@
 // loads here, with the tokenizer beside it: siglite-train's word_tokenizer.json or HF's spiece.model.
 #pragma once
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 
+#include "siglite/core/files.hpp"
 #include "siglite/data/sentencepiece_tokenizer.hpp"
 #include "siglite/data/tokenizer.hpp"
 #include "siglite/io/safetensors.hpp"
@@ -14,34 +14,13 @@
 
 namespace siglite::io {
 
-/// Writes `text` to `path` atomically (temporary file, then rename).
-inline void write_text_atomic(const std::filesystem::path& path, const std::string& text) {
-  const std::string tmp = detail::temporary_name(path);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      throw Error(siglite::detail::cat("write_text_atomic: cannot write ", path.string()));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw Error(siglite::detail::cat("write_text_atomic: cannot rename onto ", path.string()));
-  }
-}
-
 /// Saves config.json and model.safetensors into `dir` (created if needed).
 inline void save_pretrained(const models::SigLIP<float>& model, const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   SIGLITE_CHECK(std::filesystem::is_directory(dir), "save_pretrained: cannot create directory ", dir.string());
   save_safetensors(dir / "model.safetensors", model, {{"format", "pt"}});  // from_pretrained requires it
-  write_text_atomic(dir / "config.json", model.config().to_json().dump(2) + "\n");
+  write_file_atomic(dir / "config.json", model.config().to_json().dump(2) + "\n", "save_pretrained");
 }
 
 /// Builds the model that `dir`/config.json describes and loads `dir`/model.safetensors into it

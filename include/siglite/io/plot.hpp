@@ -53,7 +53,7 @@
 #endif
 
 #include "siglite/core/error.hpp"
-#include "siglite/io/checkpoint.hpp"
+#include "siglite/core/files.hpp"
 
 namespace siglite::io {
 
@@ -143,7 +143,7 @@ class Canvas {
   }
 
   /// Writes the canvas as a PNG file, atomically (temporary file, then rename).
-  void write_png(const std::filesystem::path& path) const { write_text_atomic(path, encode_png()); }
+  void write_png(const std::filesystem::path& path) const { write_file_atomic(path, encode_png(), "write_png"); }
 
  private:
   static std::string printable_ascii(const std::string& s) {

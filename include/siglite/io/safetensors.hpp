@@ -17,8 +17,6 @@
 // dtype. Saving is atomic: a temporary file next to the target, then a rename over it.
 #pragma once
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -36,14 +34,9 @@
 #include <nlohmann/json.hpp>
 
 #include "siglite/core/error.hpp"
+#include "siglite/core/files.hpp"
 #include "siglite/core/tensor.hpp"
 #include "siglite/nn/module.hpp"
-
-#if defined(_WIN32)
-#include <process.h>
-#else
-#include <unistd.h>
-#endif
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "siglite/io/safetensors.hpp assumes a little-endian host"
@@ -243,16 +236,6 @@ inline Tensor<int64_t> read_int_tensor(std::istream& in, const fs::path& path, c
   return t;
 }
 
-inline std::string temporary_name(const fs::path& path) {
-  static std::atomic<unsigned> counter{0};
-#if defined(_WIN32)
-  const int pid = _getpid();
-#else
-  const int pid = static_cast<int>(getpid());
-#endif
-  return cat(path.string(), ".tmp-", pid, "-", counter++);
-}
-
 }  // namespace detail
 
 /// Reads and validates a safetensors file; F32, F16, BF16 and F64 tensors come back as float, I64 and I32 as
@@ -364,31 +347,17 @@ inline void save_safetensors(const std::filesystem::path& path, const NamedTenso
   }
   text.resize((text.size() + 7) / 8 * 8, ' ');
 
-  const std::string tmp = detail::temporary_name(path);
-  const auto give_up = [&](const std::string& problem) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    fail(path, problem);
-  };
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out)
-      give_up(cat("cannot create the temporary file ", tmp, ": ",
-                  std::error_code(errno, std::generic_category()).message()));
-    unsigned char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
-    out.write(reinterpret_cast<const char*>(len), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const Tensor<float>& c : data)
-      out.write(reinterpret_cast<const char*>(c.data()), static_cast<std::streamsize>(c.numel() * sizeof(float)));
-    out.flush();
-    if (!out) give_up(cat("write error in the temporary file ", tmp));
-    out.close();
-    if (out.fail()) give_up(cat("cannot close the temporary file ", tmp));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) give_up(cat("cannot rename ", tmp, " over it: ", ec.message()));
+  write_file_atomic(
+      path,
+      [&](std::ostream& out) {
+        unsigned char len[8];
+        for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
+        out.write(reinterpret_cast<const char*>(len), 8);
+        out.write(text.data(), static_cast<std::streamsize>(text.size()));
+        for (const Tensor<float>& c : data)
+          out.write(reinterpret_cast<const char*>(c.data()), static_cast<std::streamsize>(c.numel() * sizeof(float)));
+      },
+      "safetensors");
 }
 
 /// Writes the tensors in name order.
