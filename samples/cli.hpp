@@ -1,7 +1,8 @@
 // The command-line parser the sample programs share: flags with one value (--steps 100), switches
 // (--skip-bad), lists (--texts "a cat" "a dog": every argument up to the next one starting with
-// "--"), and --help / -h, which prints the usage and exits. Every mistake is a siglite::Error
-// naming the program ("siglite-eval: unknown argument '--lmit' (see --help)").
+// "--"), and --help / -h, which prints the usage and exits. A --threads N flag sets the number of OpenMP
+// threads. Every mistake is a siglite::Error naming the program ("siglite-eval: unknown argument
+// '--lmit' (see --help)").
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -13,6 +14,10 @@
 #include <vector>
 
 #include "siglite/core/error.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace siglite::cli {
 
@@ -98,6 +103,13 @@ inline Args parse(const Spec& spec, int argc, char** argv) {
   }
   for (const std::string& r : spec.required)
     SIGLITE_CHECK(a.has(r), spec.program, ": --", r, " is required (see --help)");
+  if (a.has("threads")) {
+    const int64_t threads = a.integer("threads", 0);
+    SIGLITE_CHECK(threads >= 1, spec.program, ": --threads needs at least 1, got ", threads);
+#ifdef _OPENMP
+    omp_set_num_threads(static_cast<int>(threads));
+#endif
+  }
   return a;
 }
 

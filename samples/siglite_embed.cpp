@@ -12,9 +12,6 @@
 
 #include "cli.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 using namespace siglite;
 
@@ -115,9 +112,6 @@ Tensor<float> load_images(const std::vector<std::string>& paths, const models::V
 int main(int argc, char** argv) {
   try {
     const cli::Args args = cli::parse(kCli, argc, argv);
-#ifdef _OPENMP
-    if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 0)));
-#endif
     SIGLITE_CHECK(args.has("input") || args.has("images") || args.has("texts"),
                   "siglite-embed: nothing to embed; give --input, --images or --texts (see --help)");
     const std::filesystem::path dir = args.get("checkpoint", "");

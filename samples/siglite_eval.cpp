@@ -19,9 +19,6 @@
 
 #include "cli.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 using namespace siglite;
 
@@ -119,9 +116,6 @@ void print_confusion(const std::vector<std::string>& names, const std::vector<st
 int main(int argc, char** argv) {
   try {
     const cli::Args args = cli::parse(kCli, argc, argv);
-#ifdef _OPENMP
-    if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 0)));
-#endif
     const std::filesystem::path dir = args.get("checkpoint", "");
     const auto model = io::load_pretrained(dir);
     const models::VisionConfig& vision = model->config().vision;

@@ -17,9 +17,6 @@
 
 #include "cli.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 using namespace siglite;
 
@@ -108,9 +105,6 @@ void write_plots(const std::filesystem::path& dir, const std::vector<train::Step
 int main(int argc, char** argv) {
   try {
     const cli::Args args = cli::parse(kCli, argc, argv);
-#ifdef _OPENMP
-    if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.num("threads", 0)));
-#endif
     const std::string data_name = args.get("data", "");
     const auto seed = static_cast<uint64_t>(args.num("seed", 0));
     models::SiglipConfig config = args.has("config") ? models::SiglipConfig::load(args.get("config", ""))
