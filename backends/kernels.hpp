@@ -40,6 +40,24 @@ struct GemmArgs {
   T alpha = 1, beta = 0;
 };
 
+/// One row-major GEMM, no batch: C [m, n] (leading dimension ldc) = alpha * op(A) @ op(B) + beta * C.
+template <typename T>
+GemmArgs<T> single_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
+                        int64_t ldc, T alpha = T(1), T beta = T(0)) {
+  GemmArgs<T> g;
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.lda = lda;
+  g.ldb = ldb;
+  g.ldc = ldc;
+  g.alpha = alpha;
+  g.beta = beta;
+  return g;
+}
+
 /// Multi-head attention over [batch, length, heads * head_dim] buffers. q, k, v are read in place with
 /// the given batch and row strides (a batch stride of 0 broadcasts one sequence over the batch); head h of
 /// a row is its columns [h * dk, (h + 1) * dk) (dv for v). mask, when not null, is added to the scaled

@@ -98,6 +98,18 @@ double median(std::vector<double> v) {
   return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/// Calls f() warmup + steps times; the seconds of each of the last `steps` calls.
+template <typename F>
+std::vector<double> time_calls(int64_t warmup, int64_t steps, F&& f) {
+  std::vector<double> times;
+  for (int64_t s = 0; s < warmup + steps; ++s) {
+    const auto t0 = clock_type::now();
+    f();
+    if (s >= warmup) times.push_back(seconds_since(t0));
+  }
+  return times;
+}
+
 double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -174,8 +186,9 @@ nlohmann::json bench_train(const Args& a) {
     io::save_pretrained(model, dir);
     const std::vector<int64_t> idv = ids.to_vector();
     const std::vector<float> idf(idv.begin(), idv.end());  // exact: ids are far below 2^24
-    io::save_safetensors(std::filesystem::path(dir) / "batch.safetensors",
-                         io::TensorMap{{"pixel_values", images}, {"input_ids", Tensor<float>::from_vector(idf, ids.shape())}});
+    io::save_safetensors(
+        std::filesystem::path(dir) / "batch.safetensors",
+        io::TensorMap{{"pixel_values", images}, {"input_ids", Tensor<float>::from_vector(idf, ids.shape())}});
   }
   optim::NamedParams params = model.named_parameters();
   optim::AdamWOptions ao;
@@ -184,18 +197,15 @@ nlohmann::json bench_train(const Args& a) {
   ao.weight_decay = 1e-4;
   optim::AdamW opt(optim::split_decay(params), ao);
 
-  std::vector<double> times, losses;
-  for (int64_t s = 0; s < warmup + steps; ++s) {
-    const auto t0 = clock_type::now();
+  std::vector<double> losses;
+  const std::vector<double> times = time_calls(warmup, steps, [&] {
     opt.zero_grad();
     const auto out = model.forward(images, ids);
     Tensor<float> loss = loss::sigmoid_loss(out.image_embeds, out.text_embeds, model.logit_scale, model.logit_bias);
     loss.backward();
     opt.step();
-    const double dt = seconds_since(t0);
     losses.push_back(loss.item());
-    if (s >= warmup) times.push_back(dt);
-  }
+  });
   const double step_s = median(times), flops = train_step_flops(cfg, batch);
   const double ceiling = sgemm_gflops(1024, 1024, 1024);
   nlohmann::json j = {{"mode", "train"},
@@ -226,15 +236,9 @@ nlohmann::json bench_infer(const Args& a) {
     io::save_safetensors(std::filesystem::path(dir) / "batch.safetensors", io::TensorMap{{"pixel_values", images}});
   }
   NoGradGuard no_grad;
-  std::vector<double> times;
   double checksum = 0;
-  for (int64_t s = 0; s < warmup + steps; ++s) {
-    const auto t0 = clock_type::now();
-    const Tensor<float> e = model.image_embeddings(images);
-    const double dt = seconds_since(t0);
-    checksum = e.at({0, 0});
-    if (s >= warmup) times.push_back(dt);
-  }
+  const std::vector<double> times =
+      time_calls(warmup, steps, [&] { checksum = model.image_embeddings(images).at({0, 0}); });
   const double s = median(times);
   return {{"mode", "infer"}, {"preset", a.get("preset", "b16")}, {"batch", batch}, {"step_seconds", times},
           {"seconds", s},    {"images_per_s", double(batch) / s},  {"first_embedding", checksum}};

@@ -83,16 +83,7 @@ void for_each_tile_pair(Device device, int64_t nt, int64_t tb, double work, F&& 
 template <typename T>
 void tile_similarities(Device device, const T* x, const T* y, int64_t d, int64_t i0, int64_t r, int64_t j0,
                        int64_t c, T alpha, T* z, int64_t ldz) {
-  kernels::GemmArgs<T> g;
-  g.trans_b = true;
-  g.m = r;
-  g.n = c;
-  g.k = d;
-  g.lda = d;
-  g.ldb = d;
-  g.ldc = ldz;
-  g.alpha = alpha;
-  kernels::gemm(device, g, x + i0 * d, y + j0 * d, z);
+  kernels::gemm(device, kernels::single_gemm<T>(false, true, r, c, d, d, d, ldz, alpha), x + i0 * d, y + j0 * d, z);
 }
 
 /// out[0:m, :] (an [m, d] block, leading dimension d) += alpha * op(a) @ b, op(a) = a or a^T of the tile
@@ -100,17 +91,7 @@ void tile_similarities(Device device, const T* x, const T* y, int64_t d, int64_t
 template <typename T>
 void tile_accumulate(Device device, bool trans_a, int64_t m, int64_t k, int64_t d, T alpha, const T* a, int64_t lda,
                      const T* b, T* out) {
-  kernels::GemmArgs<T> g;
-  g.trans_a = trans_a;
-  g.m = m;
-  g.n = d;
-  g.k = k;
-  g.lda = lda;
-  g.ldb = d;
-  g.ldc = d;
-  g.alpha = alpha;
-  g.beta = T(1);
-  kernels::gemm(device, g, a, b, out);
+  kernels::gemm(device, kernels::single_gemm<T>(trans_a, false, m, d, k, lda, d, d, alpha, T(1)), a, b, out);
 }
 
 /// The fused version: one node, tiles of [tile, tile] logits computed in forward, recomputed in backward.

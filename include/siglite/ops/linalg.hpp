@@ -147,15 +147,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   Shape out_shape = x.shape();
   out_shape[out_shape.size() - 1] = out;
   Tensor<T> y = Tensor<T>::empty(out_shape, d);
-  kernels::GemmArgs<T> g;
-  g.trans_b = true;
-  g.m = rows;
-  g.n = out;
-  g.k = in;
-  g.lda = in;
-  g.ldb = in;
-  g.ldc = out;
-  kernels::gemm(d, g, xs.data(), ws.data(), y.data());
+  kernels::gemm(d, kernels::single_gemm<T>(false, true, rows, out, in, in, in, out), xs.data(), ws.data(), y.data());
   if (bias.defined()) kernels::add_bias(d, y.data(), bias.detach().contiguous().data(), rows, out);
   return record(op, y, {x, weight, bias}, [xs, ws, rows, in, out](const Tensor<T>& gy, const std::vector<bool>& need) {
     const Device dev = xs.device();
@@ -163,26 +155,13 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     std::vector<Tensor<T>> grads(3);
     if (need[0]) {  // gx [rows, in] = gy [rows, out] @ W [out, in]
       grads[0] = Tensor<T>::empty(xs.shape(), dev);
-      kernels::GemmArgs<T> a;
-      a.m = rows;
-      a.n = in;
-      a.k = out;
-      a.lda = out;
-      a.ldb = in;
-      a.ldc = in;
-      kernels::gemm(dev, a, gc.data(), ws.data(), grads[0].data());
+      kernels::gemm(dev, kernels::single_gemm<T>(false, false, rows, in, out, out, in, in), gc.data(), ws.data(),
+                    grads[0].data());
     }
     if (need[1]) {  // gW [out, in] = gy^T @ x
       grads[1] = Tensor<T>::empty({out, in}, dev);
-      kernels::GemmArgs<T> a;
-      a.trans_a = true;
-      a.m = out;
-      a.n = in;
-      a.k = rows;
-      a.lda = out;
-      a.ldb = in;
-      a.ldc = in;
-      kernels::gemm(dev, a, gc.data(), xs.data(), grads[1].data());
+      kernels::gemm(dev, kernels::single_gemm<T>(true, false, out, in, rows, out, in, in), gc.data(), xs.data(),
+                    grads[1].data());
     }
     if (need[2]) {
       grads[2] = Tensor<T>::empty({out}, dev);
