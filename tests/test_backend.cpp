@@ -1,6 +1,7 @@
 // The CPU kernel set: every kernel path (contiguous, strided, broadcast, parallel, oneDNN and
 // Eigen GEMM) checked against a plain double-precision reference, and the caching allocator.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <siglite/siglite.hpp>
 
 using namespace siglite;
@@ -91,6 +92,19 @@ TEST_CASE("backend: elementwise and reduction paths agree with double precision"
   CHECK(max_rel_diff(log_softmax(x * 50.0f, -1), log_softmax(dx * 50.0, -1)) < 1e-5);
   const TF w = TF::randn({40}, gen), bias = TF::randn({40}, gen);
   CHECK(max_rel_diff(layer_norm(x, w, bias, 1e-6), layer_norm(dx, to_double(w), to_double(bias), 1e-6)) < 1e-5);
+}
+
+TEST_CASE("backend: float sigmoid keeps its relative precision far below zero", "[backend]") {
+  // SigLIP's negative pairs sit near logit -10, where sigmoid is about 5e-5 and is the gradient itself.
+  const TF x = TF::arange(-30.0f, 10.0f, 0.01f);
+  const std::vector<float> y = sigmoid(x).to_vector();
+  const std::vector<float> xv = x.to_vector();
+  double worst = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double exact = 1.0 / (1.0 + std::exp(-double(xv[i])));
+    worst = std::max(worst, std::abs(double(y[i]) - exact) / exact);
+  }
+  CHECK(worst < 1e-6);
 }
 
 TEST_CASE("backend: softmax of a fully masked row stays finite", "[backend]") {
