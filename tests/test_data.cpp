@@ -319,6 +319,37 @@ TEST_CASE("Shapes: deterministic, in range, varied captions", "[data]") {
   CHECK_THROWS_WITH(Shapes(1, Split::train, 8), Contains("image_size 8"));
 }
 
+TEST_CASE("Shapes: train scenes come in groups that differ only in their shapes' kinds", "[data]") {
+  const Shapes ds(8);
+  const int64_t g = Shapes::kind_variants();
+  REQUIRE(g >= 2);
+  for (int64_t group = 0; group < 50; ++group) {
+    const Shapes::Scene first = ds.scene(group * g);
+    std::set<int64_t> kinds;
+    std::set<std::string> captions;
+    for (int64_t m = 0; m < g; ++m) {
+      const Shapes::Scene sc = ds.scene(group * g + m);
+      REQUIRE(sc.shapes.size() == first.shapes.size());
+      CHECK(sc.relation == first.relation);
+      CHECK(sc.region == first.region);
+      CHECK(sc.background == first.background);
+      for (size_t k = 0; k < sc.shapes.size(); ++k) {
+        CHECK(sc.shapes[k].colour == first.shapes[k].colour);
+        CHECK(sc.shapes[k].size == first.shapes[k].size);
+        CHECK(sc.shapes[k].cx == first.shapes[k].cx);
+        CHECK(sc.shapes[k].cy == first.shapes[k].cy);
+        CHECK(sc.shapes[k].rgb == first.shapes[k].rgb);
+      }
+      kinds.insert(sc.shapes[0].kind);
+      captions.insert(sc.caption);
+    }
+    CHECK(kinds.size() == static_cast<size_t>(g));  // the first shape's kind tells the members apart
+    CHECK(captions.size() == static_cast<size_t>(g));
+  }
+  // The next group is another scene.
+  CHECK(ds.scene(0).background != ds.scene(g).background);
+}
+
 TEST_CASE("Shapes: scenes match their captions and pixels", "[data]") {
   const Shapes ds(3, Split::train, 48);
   int checked_pixels = 0;

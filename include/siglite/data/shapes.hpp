@@ -7,6 +7,12 @@
 // image shows a red triangle, though red things and triangles are everywhere). The test split
 // shows single shapes of every pair, labelled by colour and kind, so the accuracy on held-out
 // pairs can be compared with the accuracy on pairs seen in training.
+//
+// Train scenes come in groups of kind_variants() consecutive indices that are the same scene but for
+// the kinds of their shapes: each member's first shape has a kind of its own. A loader reads this
+// dataset in index order, so every batch holds such minimal pairs. Without them colours, sizes and
+// positions tell almost every caption in a batch of 256 from the others, and the sigmoid loss is
+// solved without looking at shape at all (a model trained so stays at chance on kind).
 #pragma once
 #include <algorithm>
 #include <array>
@@ -95,6 +101,8 @@ class Shapes : public Dataset {
     return v;
   }
   static int64_t num_kinds() { return static_cast<int64_t>(kind_names().size()); }
+  /// Train scenes i and j with i / kind_variants() == j / kind_variants() differ only in their shapes' kinds.
+  static constexpr int64_t kind_variants() { return 4; }
   static int64_t num_colours() { return static_cast<int64_t>(colour_names().size()); }
   /// The (colour, kind) pairs kept out of the train split: each kind once, each with another colour.
   static const std::vector<std::pair<int64_t, int64_t>>& held_out_pairs() {
@@ -109,7 +117,8 @@ class Shapes : public Dataset {
 
   Scene scene(int64_t i) const {
     detail::check_index("Shapes::scene", i, size_);
-    Generator gen(detail::example_seed(seed_, split_ == Split::train ? 10 : 11, i));
+    const bool train = split_ == Split::train;
+    Generator gen(detail::example_seed(seed_, train ? 10 : 11, train ? i / kind_variants() : i));
     const float s = static_cast<float>(image_size_);
     Scene sc;
     for (float& b : sc.background) b = uniform(gen, 0.0f, 0.18f);
@@ -123,8 +132,12 @@ class Shapes : public Dataset {
       sc.caption = "a " + describe(a) + " " + region_names()[static_cast<size_t>(sc.region)];
       return sc;
     }
+    // Everything drawn from gen is shared by the group; `own` draws the second shape's kind.
+    const int64_t member = i % kind_variants();
+    Generator own(detail::example_seed(seed_, 14, i));
     const bool two = gen.uniform() < 0.7;
     ShapeSpec a = random_shape(gen);
+    a.kind = shuffled_kinds(gen, a.colour)[static_cast<size_t>(member)];
     const int64_t phrasing = static_cast<int64_t>(gen.randint(3));
     if (!two) {
       place_in_region(gen, a, sc, s);
@@ -136,6 +149,8 @@ class Shapes : public Dataset {
       return sc;
     }
     ShapeSpec b = random_shape(gen);
+    const std::vector<int64_t> kinds_b = shuffled_kinds(own, b.colour);
+    b.kind = kinds_b[static_cast<size_t>(own.randint(kinds_b.size()))];
     sc.relation = static_cast<int64_t>(gen.randint(4));
     place_pair(gen, a, b, sc.relation, s);
     sc.shapes = {a, b};
@@ -201,6 +216,16 @@ class Shapes : public Dataset {
       const auto kind = static_cast<int64_t>(gen.randint(static_cast<uint64_t>(num_kinds())));
       if (!is_held_out(colour, kind)) return make_shape(gen, colour, kind);
     }
+  }
+
+  /// The kinds that may have `colour` in the train split, in random order: at least kind_variants() of them,
+  /// since every colour has at most one held-out kind.
+  std::vector<int64_t> shuffled_kinds(Generator& gen, int64_t colour) const {
+    std::vector<int64_t> kinds;
+    for (int64_t k = 0; k < num_kinds(); ++k)
+      if (!is_held_out(colour, k)) kinds.push_back(k);
+    for (size_t j = kinds.size() - 1; j > 0; --j) std::swap(kinds[j], kinds[static_cast<size_t>(gen.randint(j + 1))]);
+    return kinds;
   }
 
   float margin(float s) const { return 0.03f * s; }
