@@ -154,28 +154,70 @@ CORE_PROBE = ("import ctypes, torch, os\n"
               "print(f().decode() if f else '')")
 
 
-def openblas_core(python, env):
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+GEMM_PROBE = ("import time, torch\n"
+              "a, b = torch.rand(1024, 1024), torch.rand(1024, 1024)\n"
+              "a @ b\n"
+              "best = 1e30\n"
+              "for _ in range(5):\n"
+              "    t0 = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t0)\n"
+              "print(2 * 1024 ** 3 / best / 1e9)")
+
+
+def prescott_fix(python, env, core):
     """OpenBLAS picks its kernels from the CPU model, and a release older than the CPU falls back to its generic
     'Prescott' (SSE3) ones: Debian 12's 0.3.21 does so on Sapphire/Emerald Rapids and ran a 1024^3 product at
-    26 GFLOP/s on one thread here, against 117 with its SkylakeX (AVX-512) kernels. Then this sets
-    OPENBLAS_CORETYPE (unless the caller did) to the newest kernel set the CPU's flags allow."""
-    core = probe(python, CORE_PROBE, env)
-    if not core or core.lower() != "prescott" or "OPENBLAS_CORETYPE" in os.environ:
+    26 GFLOP/s on one thread there, against 117 with its SkylakeX (AVX-512) kernels. Then this sets
+    OPENBLAS_CORETYPE in env to the newest kernel set the CPU's flags allow; returns the kernels' name."""
+    if not core or core.lower() != "prescott" or "OPENBLAS_CORETYPE" in env:
         return core
     with open("/proc/cpuinfo") as f:
         flags = set(next((l for l in f if l.startswith("flags")), "").split())
     want = "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else None
-    if want:
-        env["OPENBLAS_CORETYPE"] = want
-        note(f"OpenBLAS did not recognise this CPU and chose its generic Prescott kernels; setting "
-             f"OPENBLAS_CORETYPE={want} for PyTorch")
-        core = probe(python, CORE_PROBE, env) or core
-    return core
+    if not want:
+        return core
+    env["OPENBLAS_CORETYPE"] = want
+    note(f"OpenBLAS did not recognise this CPU and chose its generic Prescott kernels; setting "
+         f"OPENBLAS_CORETYPE={want} for PyTorch")
+    return probe(python, CORE_PROBE, env) or core
+
+
+def openblas_core(python, env):
+    """Chooses PyTorch's OpenBLAS kernels in env and returns their name. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+    inherited from the caller's environment (some machines set them for old OpenBLAS builds) can hold OpenBLAS
+    to older kernels than it would pick itself: then a 1024^3 product is timed with those settings and with
+    OpenBLAS's own choice, and PyTorch runs with the faster, so the comparison is not against a slowed BLAS.
+    (Both sides' losses or embeddings are still checked to agree.)"""
+    inherited = {k: env[k] for k in OPENBLAS_VARS if k in env}
+    kept_core = probe(python, CORE_PROBE, env)
+    if not kept_core:
+        return kept_core  # no OpenBLAS in this torch's process
+    if not inherited:
+        return prescott_fix(python, env, kept_core)
+    own = {k: v for k, v in env.items() if k not in OPENBLAS_VARS}
+    own_core = prescott_fix(python, own, probe(python, CORE_PROBE, own))
+    rate = {}
+    for name, e in (("inherited", env), ("own", own)):
+        r = probe(python, GEMM_PROBE, e)
+        rate[name] = float(r) if r else 0.0
+    settings = " ".join(f"{k}={v}" for k, v in inherited.items())
+    note(f"OpenBLAS with the inherited {settings}: {kept_core} kernels, {rate['inherited']:.0f} GFLOP/s on a "
+         f"1024^3 product; with its own choice: {own_core} kernels, {rate['own']:.0f} GFLOP/s")
+    if rate["own"] <= rate["inherited"]:
+        return kept_core
+    note(f"PyTorch runs without the inherited {settings} (the faster of the two)")
+    for k in OPENBLAS_VARS:
+        env.pop(k, None)
+    env.update(own)
+    return own_core
 
 
 def torch_env(python, blas, threads):
     """(environment for the PyTorch runs, a description of its BLAS)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    if probe(python, "import torch; assert torch.backends.mkl.is_available()", env) is not None:
+        return env, "MKL, linked into torch"  # PyPI's wheels; a mapped libblas would be numpy's, not torch's
     lib = probe(python, BLAS_PROBE, env)
     if lib is None:
         die(f"{python} cannot run a torch matmul")

@@ -5,7 +5,8 @@
 //       pairs/s of the median step, the step's GEMM FLOPs and their rate against raw oneDNN sgemm.
 //       --save-init DIR writes the initial weights (HF names, config.json) and the batch, so another
 //       framework can run the identical step (bench/compare.py does).
-//   siglite-bench infer --preset b16 --batch 8 [--steps 5]      image-tower images/s without a graph
+//   siglite-bench infer --preset b16 --batch 8 [--steps 5]      image-tower images/s without a graph, with
+//       the tower's GEMM FLOPs and their rate against raw oneDNN sgemm
 //   siglite-bench loss --n 16384 --d 768 [--steps 3]            tiled loss forward + backward against the
 //       plain GEMMs it contains (the forward logits, then in backward the logits again and the two
 //       gradient products), and its peak memory beyond the inputs
@@ -142,21 +143,37 @@ double tower_forward_flops(int64_t batch, int64_t len, int64_t width, int64_t ml
   return double(depth) * per_layer;
 }
 
-/// GEMM FLOPs of one training step (forward, then backward at twice the forward): both towers, the
-/// patch embedding, the MAP head and the text head, and the loss's logits.
-double train_step_flops(const models::SiglipConfig& c, int64_t batch) {
-  const auto& v = c.vision;
-  const auto& t = c.text;
-  const int64_t patches = v.num_patches(), len = t.max_position_embeddings;
-  const double dv = double(v.hidden_size), dt = double(t.hidden_size);
-  double fwd = tower_forward_flops(batch, patches, v.hidden_size, v.intermediate_size, v.num_hidden_layers) +
-               tower_forward_flops(batch, len, t.hidden_size, t.intermediate_size, t.num_hidden_layers);
+/// GEMM FLOPs of the image tower's forward pass: the patch embedding, the encoder and the MAP head.
+double image_tower_forward_flops(const models::VisionConfig& v, int64_t batch) {
+  const int64_t patches = v.num_patches();
+  const double dv = double(v.hidden_size);
+  double fwd = tower_forward_flops(batch, patches, v.hidden_size, v.intermediate_size, v.num_hidden_layers);
   fwd += 2.0 * double(batch * patches) * dv * double(v.num_channels * v.patch_size * v.patch_size);  // patches
   fwd += 2.0 * double(batch) * (2.0 * double(patches) * dv * dv + 2.0 * dv * dv + 2.0 * dv * double(v.intermediate_size) +
                                 2.0 * double(patches) * dv);  // MAP head: k, v over the tokens; out, MLP; scores
-  fwd += 2.0 * double(batch) * dt * double(t.projection_size);  // text head
+  return fwd;
+}
+
+/// GEMM FLOPs of one training step (forward, then backward at twice the forward): both towers, the
+/// patch embedding, the MAP head and the text head, and the loss's logits.
+double train_step_flops(const models::SiglipConfig& c, int64_t batch) {
+  const auto& t = c.text;
+  double fwd = image_tower_forward_flops(c.vision, batch) +
+               tower_forward_flops(batch, t.max_position_embeddings, t.hidden_size, t.intermediate_size,
+                                   t.num_hidden_layers);
+  fwd += 2.0 * double(batch) * double(t.hidden_size) * double(t.projection_size);  // text head
   fwd += 2.0 * double(batch) * double(batch) * double(t.projection_size);  // logits
   return 3.0 * fwd;
+}
+
+/// The figures both model modes report beside their timing: GEMM FLOPs per call, their rate, and that
+/// rate against raw oneDNN sgemm on a 1024^3 product measured in the same run.
+nlohmann::json flop_figures(double flops, double seconds) {
+  const double ceiling = sgemm_gflops(1024, 1024, 1024), rate = flops / seconds / 1e9;
+  return {{"gemm_gflop_per_step", flops / 1e9},
+          {"model_gflops", rate},
+          {"sgemm_gflops", ceiling},
+          {"flop_utilisation", ceiling > 0 ? rate / ceiling : 0.0}};
 }
 
 Tensor<float> random_images(const models::VisionConfig& v, int64_t batch, Generator& gen) {
@@ -206,8 +223,7 @@ nlohmann::json bench_train(const Args& a) {
     opt.step();
     losses.push_back(loss.item());
   });
-  const double step_s = median(times), flops = train_step_flops(cfg, batch);
-  const double ceiling = sgemm_gflops(1024, 1024, 1024);
+  const double step_s = median(times);
   nlohmann::json j = {{"mode", "train"},
                       {"preset", a.get("preset", "bench-tiny")},
                       {"batch", batch},
@@ -215,11 +231,8 @@ nlohmann::json bench_train(const Args& a) {
                       {"seconds", step_s},
                       {"pairs_per_s", double(batch) / step_s},
                       {"first_loss", losses.front()},
-                      {"losses", losses},
-                      {"gemm_gflop_per_step", flops / 1e9},
-                      {"model_gflops", flops / step_s / 1e9},
-                      {"sgemm_gflops", ceiling},
-                      {"flop_utilisation", ceiling > 0 ? flops / step_s / 1e9 / ceiling : 0.0}};
+                      {"losses", losses}};
+  j.update(flop_figures(train_step_flops(cfg, batch), step_s));
   return j;
 }
 
@@ -240,8 +253,10 @@ nlohmann::json bench_infer(const Args& a) {
   const std::vector<double> times =
       time_calls(warmup, steps, [&] { checksum = model.image_embeddings(images).at({0, 0}); });
   const double s = median(times);
-  return {{"mode", "infer"}, {"preset", a.get("preset", "b16")}, {"batch", batch}, {"step_seconds", times},
-          {"seconds", s},    {"images_per_s", double(batch) / s},  {"first_embedding", checksum}};
+  nlohmann::json j = {{"mode", "infer"}, {"preset", a.get("preset", "b16")}, {"batch", batch}, {"step_seconds", times},
+                      {"seconds", s},    {"images_per_s", double(batch) / s},  {"first_embedding", checksum}};
+  j.update(flop_figures(image_tower_forward_flops(cfg.vision, batch), s));
+  return j;
 }
 
 nlohmann::json bench_loss(const Args& a) {
