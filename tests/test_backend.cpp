@@ -94,6 +94,19 @@ TEST_CASE("backend: elementwise and reduction paths agree with double precision"
   CHECK(max_rel_diff(layer_norm(x, w, bias, 1e-6), layer_norm(dx, to_double(w), to_double(bias), 1e-6)) < 1e-5);
 }
 
+TEST_CASE("backend: float sums of millions of terms lose only their final rounding", "[backend]") {
+  // 2^22 copies of 0.1f: a float accumulator drifts by percents once its ulp nears 0.1; the sum must be the
+  // exact one rounded once, for a reduction along rows, along columns, and of everything.
+  const int64_t n = int64_t{1} << 22;
+  const double exact = static_cast<double>(n) * static_cast<double>(0.1f);
+  const auto rel = [exact](float v, double scale) { return std::abs(v / scale - exact) / exact; };
+  CHECK(rel(sum(TF::full({n}, 0.1f)).item(), 1) < 1e-7);
+  const TF rows = sum(TF::full({4, n / 4}, 0.1f), {1});
+  for (float v : rows.to_vector()) CHECK(rel(v, 0.25) < 1e-7);
+  const TF cols = sum(TF::full({n / 4, 4}, 0.1f), {0});
+  for (float v : cols.to_vector()) CHECK(rel(v, 0.25) < 1e-7);
+}
+
 TEST_CASE("backend: float sigmoid keeps its relative precision far below zero", "[backend]") {
   // SigLIP's negative pairs sit near logit -10, where sigmoid is about 5e-5 and is the gradient itself.
   const TF x = TF::arange(-30.0f, 10.0f, 0.01f);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cpu/parallel.hpp"
@@ -232,13 +233,15 @@ void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_
 
 namespace detail {
 
-template <typename T, typename F>
-void reduce_impl(const View<const T>& x, size_t kept, T* out, T init, F f) {
+/// Reduces x over its axes from `kept` on, accumulating in Acc (double for sums, so a float sum of many terms
+/// loses no more than its final rounding) and storing each result as T.
+template <typename T, typename Acc, typename F>
+void reduce_impl(const View<const T>& x, size_t kept, T* out, Acc init, F f) {
   const Shape& shape = x.shape;
   int64_t n_out = 1, n_red = 1;
   for (size_t i = 0; i < shape.size(); ++i) (i < kept ? n_out : n_red) *= shape[i];
   if (n_red == 0) {
-    std::fill(out, out + n_out, init);
+    std::fill(out, out + n_out, static_cast<T>(init));
     return;
   }
   // Reduced axes contiguous and innermost: reduce rows.
@@ -253,9 +256,9 @@ void reduce_impl(const View<const T>& x, size_t kept, T* out, T init, F f) {
     parallel_for(n_out, n_red, [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o) {
         const T* p = x.data + row_offset(o, kept_shape, kept_strides);
-        T acc = init;
+        Acc acc = init;
         for (int64_t r = 0; r < n_red; ++r) acc = f(acc, p[r]);
-        out[o] = acc;
+        out[o] = static_cast<T>(acc);
       }
     });
     return;
@@ -265,26 +268,30 @@ void reduce_impl(const View<const T>& x, size_t kept, T* out, T init, F f) {
     red_shape.push_back(1);
     red_strides.push_back(1);
     parallel_for(n_out, n_red, [&](int64_t b, int64_t e) {
-      std::fill(out + b, out + e, init);
+      std::vector<Acc> acc(static_cast<size_t>(e - b), init);
       for (int64_t r = 0; r < n_red; ++r) {
-        const T* p = x.data + row_offset(r, red_shape, red_strides);
-        for (int64_t o = b; o < e; ++o) out[o] = f(out[o], p[o]);
+        const T* p = x.data + row_offset(r, red_shape, red_strides) + b;
+        for (int64_t o = 0; o < e - b; ++o) acc[o] = f(acc[o], p[o]);
       }
+      std::copy(acc.begin(), acc.end(), out + b);
     });
     return;
   }
   std::vector<T> tmp(static_cast<size_t>(shape.numel()));
   copy<T>(x, View<T>{tmp.data(), shape, contiguous_strides(shape)});
-  reduce_impl<T>(View<const T>{tmp.data(), shape, contiguous_strides(shape)}, kept, out, init, f);
+  reduce_impl<T, Acc>(View<const T>{tmp.data(), shape, contiguous_strides(shape)}, kept, out, init, f);
 }
 
 }  // namespace detail
 
 template <typename T>
 void reduce(Reduce op, const View<const T>& x, size_t kept, T* out) {
-  if (op == Reduce::Sum) return detail::reduce_impl<T>(x, kept, out, T(0), [](T a, T b) { return a + b; });
-  return detail::reduce_impl<T>(x, kept, out, -std::numeric_limits<T>::infinity(),
-                                [](T a, T b) { return a < b || std::isnan(b) ? b : a; });
+  if (op == Reduce::Sum) {
+    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+    return detail::reduce_impl<T, Acc>(x, kept, out, Acc(0), [](Acc a, T b) { return a + static_cast<Acc>(b); });
+  }
+  return detail::reduce_impl<T, T>(x, kept, out, -std::numeric_limits<T>::infinity(),
+                                   [](T a, T b) { return a < b || std::isnan(b) ? b : a; });
 }
 
 }  // namespace siglite::cpu

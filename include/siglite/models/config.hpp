@@ -25,6 +25,23 @@ struct VisionConfig {
   std::string posemb = "learn";  // learn (HF's position_embedding) | sincos2d (fixed, no parameter)
 
   int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
+
+  /// Calls f(key, field) for every vision_config key that holds a field as it is; Self is VisionConfig or
+  /// const VisionConfig. vision_use_head (derived from pooling) is not among them.
+  template <typename Self, typename F>
+  static void for_each_key(Self& c, F&& f) {
+    f("hidden_size", c.hidden_size);
+    f("intermediate_size", c.intermediate_size);
+    f("num_hidden_layers", c.num_hidden_layers);
+    f("num_attention_heads", c.num_attention_heads);
+    f("num_channels", c.num_channels);
+    f("image_size", c.image_size);
+    f("patch_size", c.patch_size);
+    f("layer_norm_eps", c.layer_norm_eps);
+    f("hidden_act", c.hidden_act);
+    f("siglite_pooling", c.pooling);
+    f("siglite_posemb", c.posemb);
+  }
 };
 
 struct TextConfig {
@@ -40,6 +57,23 @@ struct TextConfig {
   int64_t pad_token_id = 1;
   int64_t eos_token_id = 1;
   std::string pooling = "last";  // last (the EOS position) | first
+
+  /// Calls f(key, field) for every text_config key; Self is TextConfig or const TextConfig.
+  template <typename Self, typename F>
+  static void for_each_key(Self& c, F&& f) {
+    f("vocab_size", c.vocab_size);
+    f("hidden_size", c.hidden_size);
+    f("intermediate_size", c.intermediate_size);
+    f("num_hidden_layers", c.num_hidden_layers);
+    f("num_attention_heads", c.num_attention_heads);
+    f("max_position_embeddings", c.max_position_embeddings);
+    f("projection_size", c.projection_size);
+    f("layer_norm_eps", c.layer_norm_eps);
+    f("hidden_act", c.hidden_act);
+    f("pad_token_id", c.pad_token_id);
+    f("eos_token_id", c.eos_token_id);
+    f("siglite_pooling", c.pooling);
+  }
 };
 
 struct SiglipConfig {
@@ -99,32 +133,12 @@ struct SiglipConfig {
     j["architectures"] = {"SiglipModel"};
     j["model_type"] = "siglip";
     j["initializer_factor"] = 1.0;
-    j["text_config"] = {{"model_type", "siglip_text_model"},
-                        {"vocab_size", text.vocab_size},
-                        {"hidden_size", text.hidden_size},
-                        {"intermediate_size", text.intermediate_size},
-                        {"num_hidden_layers", text.num_hidden_layers},
-                        {"num_attention_heads", text.num_attention_heads},
-                        {"max_position_embeddings", text.max_position_embeddings},
-                        {"projection_size", text.projection_size},
-                        {"layer_norm_eps", text.layer_norm_eps},
-                        {"hidden_act", text.hidden_act},
-                        {"pad_token_id", text.pad_token_id},
-                        {"eos_token_id", text.eos_token_id},
-                        {"siglite_pooling", text.pooling}};
-    j["vision_config"] = {{"model_type", "siglip_vision_model"},
-                          {"hidden_size", vision.hidden_size},
-                          {"intermediate_size", vision.intermediate_size},
-                          {"num_hidden_layers", vision.num_hidden_layers},
-                          {"num_attention_heads", vision.num_attention_heads},
-                          {"num_channels", vision.num_channels},
-                          {"image_size", vision.image_size},
-                          {"patch_size", vision.patch_size},
-                          {"layer_norm_eps", vision.layer_norm_eps},
-                          {"hidden_act", vision.hidden_act},
-                          {"vision_use_head", vision.pooling == "map"},
-                          {"siglite_pooling", vision.pooling},
-                          {"siglite_posemb", vision.posemb}};
+    nlohmann::json t = {{"model_type", "siglip_text_model"}};
+    TextConfig::for_each_key(text, [&t](const char* key, const auto& field) { t[key] = field; });
+    nlohmann::json v = {{"model_type", "siglip_vision_model"}, {"vision_use_head", vision.pooling == "map"}};
+    VisionConfig::for_each_key(vision, [&v](const char* key, const auto& field) { v[key] = field; });
+    j["text_config"] = std::move(t);
+    j["vision_config"] = std::move(v);
     j["siglite_logit_scale_init"] = logit_scale_init;
     j["siglite_logit_bias_init"] = logit_bias_init;
     return j;
@@ -134,45 +148,28 @@ struct SiglipConfig {
   static SiglipConfig from_json(const nlohmann::json& j) {
     SIGLITE_CHECK(j.is_object(), "SiglipConfig: the config is not a JSON object");
     SiglipConfig c;
-    try {
-      const auto get = [](const nlohmann::json& o, const char* key, auto& field) {
+    const auto reader = [](const nlohmann::json& o) {
+      return [&o](const char* key, auto& field) {
         if (o.contains(key) && !o.at(key).is_null()) o.at(key).get_to(field);
       };
+    };
+    try {
       if (j.contains("text_config")) {
         const auto& t = j.at("text_config");
-        get(t, "vocab_size", c.text.vocab_size);
-        get(t, "hidden_size", c.text.hidden_size);
-        get(t, "intermediate_size", c.text.intermediate_size);
-        get(t, "num_hidden_layers", c.text.num_hidden_layers);
-        get(t, "num_attention_heads", c.text.num_attention_heads);
-        get(t, "max_position_embeddings", c.text.max_position_embeddings);
-        c.text.projection_size = c.text.hidden_size;  // HF's default when the key is absent
-        get(t, "projection_size", c.text.projection_size);
-        get(t, "layer_norm_eps", c.text.layer_norm_eps);
-        get(t, "hidden_act", c.text.hidden_act);
-        get(t, "pad_token_id", c.text.pad_token_id);
-        get(t, "eos_token_id", c.text.eos_token_id);
-        get(t, "siglite_pooling", c.text.pooling);
+        reader(t)("hidden_size", c.text.hidden_size);
+        c.text.projection_size = c.text.hidden_size;  // HF's default when projection_size is absent
+        TextConfig::for_each_key(c.text, reader(t));
       }
       if (j.contains("vision_config")) {
         const auto& v = j.at("vision_config");
-        get(v, "hidden_size", c.vision.hidden_size);
-        get(v, "intermediate_size", c.vision.intermediate_size);
-        get(v, "num_hidden_layers", c.vision.num_hidden_layers);
-        get(v, "num_attention_heads", c.vision.num_attention_heads);
-        get(v, "num_channels", c.vision.num_channels);
-        get(v, "image_size", c.vision.image_size);
-        get(v, "patch_size", c.vision.patch_size);
-        get(v, "layer_norm_eps", c.vision.layer_norm_eps);
-        get(v, "hidden_act", c.vision.hidden_act);
         bool use_head = true;
-        get(v, "vision_use_head", use_head);
-        c.vision.pooling = use_head ? "map" : "none";
-        get(v, "siglite_pooling", c.vision.pooling);
-        get(v, "siglite_posemb", c.vision.posemb);
+        reader(v)("vision_use_head", use_head);
+        c.vision.pooling = use_head ? "map" : "none";  // siglite_pooling, when present, overrides it
+        VisionConfig::for_each_key(c.vision, reader(v));
       }
-      get(j, "siglite_logit_scale_init", c.logit_scale_init);
-      get(j, "siglite_logit_bias_init", c.logit_bias_init);
+      const auto top = reader(j);
+      top("siglite_logit_scale_init", c.logit_scale_init);
+      top("siglite_logit_bias_init", c.logit_bias_init);
     } catch (const nlohmann::json::exception& e) {
       throw Error(detail::cat("SiglipConfig: a key has the wrong type: ", e.what()));
     }
