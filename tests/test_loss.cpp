@@ -258,7 +258,8 @@ TEST_CASE("loss: sigmoid loss in float agrees with the double reference", "[loss
   const int64_t n = 300, d = 32;
   Generator gen(9);
   const std::vector<double> x = unit_rows(n, d, gen), y = matching_rows(x, n, d, gen);
-  // Both sum their n*n float terms in double (naive through sum(), tiled in its tiles).
+  // Naive sums its n*n float terms in double (sum() accumulates in double); tiled sums each tile row in float
+  // and adds the row sums in double.
   for (SigmoidImpl impl : {SigmoidImpl::Naive, SigmoidImpl::Tiled}) {
     INFO((impl == SigmoidImpl::Naive ? "naive" : "tiled"));
     check_against_reference<float>(x, y, n, d, std::log(10.0), -10.0, impl, 64, 2e-5);
