@@ -3,6 +3,7 @@
 // backend. No autograd here. A CUDA backend implements the same set.
 #pragma once
 #include <cstdint>
+#include <optional>
 
 #include "siglite/core/device.hpp"
 #include "siglite/core/error.hpp"
@@ -61,11 +62,14 @@ GemmArgs<T> single_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_
 /// Multi-head attention over [batch, length, heads * head_dim] buffers. q, k, v are read in place with
 /// the given batch and row strides (a batch stride of 0 broadcasts one sequence over the batch); head h of
 /// a row is its columns [h * dk, (h + 1) * dk) (dv for v). mask, when not null, is added to the scaled
-/// scores, element (b, h, i, j) at b * mask_batch + h * mask_head + i * mask_row + j * mask_col.
+/// scores, element (b, h, i, j) at b * mask_batch + h * mask_head + i * mask_row + j * mask_col. Backward
+/// writes gq, gk and gv with the row strides gq_row, gk_row and gv_row (each batch item's rows one after
+/// another): heads * dk and heads * dv for separate gradients, 3 * heads * dk for one packed q|k|v gradient.
 template <typename T>
 struct AttentionArgs {
   int64_t batch = 0, heads = 0, lq = 0, lk = 0, dk = 0, dv = 0;
   int64_t q_batch = 0, q_row = 0, k_batch = 0, k_row = 0, v_batch = 0, v_row = 0;
+  int64_t gq_row = 0, gk_row = 0, gv_row = 0;
   const T* mask = nullptr;
   int64_t mask_batch = 0, mask_head = 0, mask_row = 0, mask_col = 0;
   T scale = 1;
@@ -94,6 +98,7 @@ struct LionArgs {
 #include "backends/cpu/attention.hpp"
 #include "backends/cpu/elementwise.hpp"
 #include "backends/cpu/gemm.hpp"
+#include "backends/cpu/linear.hpp"
 #include "backends/cpu/loss.hpp"
 #include "backends/cpu/nn.hpp"
 #include "backends/cpu/optim.hpp"
@@ -153,6 +158,23 @@ void gemm(Device d, const GemmArgs<T>& g, const T* a, const T* b, T* c) {
   cpu::gemm(g, a, b, c);
 }
 
+/// Linear layer: y [rows, out] = x [rows, in] @ w^T (w [out, in]) + bias (may be null), then, when `act` is
+/// given, a [rows, out] = act(y), y keeping the pre-activation.
+template <typename T>
+void linear_forward(Device d, const T* x, const T* w, const T* bias, T* y, std::optional<Unary> act, T* a,
+                    int64_t rows, int64_t in, int64_t out) {
+  detail::require_cpu(d, "linear_forward");
+  cpu::linear_forward(x, w, bias, y, act, a, rows, in, out);
+}
+/// Its gradients from ga (the gradient of a when `act` is given, else of y): gy receives the pre-activation
+/// gradient when `act` is given (y or a may be null where act's derivative does not read it); gx, gw, gb are
+/// overwritten where not null.
+template <typename T>
+void linear_backward(Device d, const T* x, const T* w, const T* y, const T* a, std::optional<Unary> act,
+                     const T* ga, T* gy, T* gx, T* gw, T* gb, int64_t rows, int64_t in, int64_t out) {
+  detail::require_cpu(d, "linear_backward");
+  cpu::linear_backward(x, w, y, a, act, ga, gy, gx, gw, gb, rows, in, out);
+}
 /// Softmax (or log-softmax) over the last axis of a [rows, cols] buffer.
 template <typename T>
 void softmax(Device d, const T* x, T* y, int64_t rows, int64_t cols, bool log) {
@@ -182,20 +204,6 @@ void layer_norm_backward(Device d, const T* x, const T* w, const T* mean, const 
   cpu::layer_norm_backward(x, w, mean, rstd, gy, gx, gw, gb, rows, cols);
 }
 
-/// y[r, :] += bias for each row of y [rows, cols].
-template <typename T>
-void add_bias(Device d, T* y, const T* bias, int64_t rows, int64_t cols) {
-  detail::require_cpu(d, "add_bias");
-  cpu::add_bias(y, bias, rows, cols);
-}
-
-/// out[c] = sum of g[:, c] over the rows of g [rows, cols].
-template <typename T>
-void bias_grad(Device d, const T* g, T* out, int64_t rows, int64_t cols) {
-  detail::require_cpu(d, "bias_grad");
-  cpu::bias_grad(g, out, rows, cols);
-}
-
 /// Attention forward: p [batch, heads, lq, lk] receives the attention weights (kept for backward),
 /// out [batch, lq, heads * dv] (contiguous) the result.
 template <typename T>
@@ -204,8 +212,8 @@ void attention_forward(Device d, const AttentionArgs<T>& a, const T* q, const T*
   cpu::attention_forward(a, q, k, v, p, out);
 }
 
-/// Attention backward from gout [batch, lq, heads * dv]: gq, gk, gv (contiguous [batch, length, heads *
-/// head_dim], overwritten) where not null. The mask gets no gradient.
+/// Attention backward from gout [batch, lq, heads * dv] (contiguous): gq, gk, gv ([batch, length, ...] with the
+/// row strides of the args, overwritten) where not null. The mask gets no gradient.
 template <typename T>
 void attention_backward(Device d, const AttentionArgs<T>& a, const T* q, const T* k, const T* v, const T* p,
                         const T* gout, T* gq, T* gk, T* gv) {

@@ -94,6 +94,29 @@ TEST_CASE("backend: elementwise and reduction paths agree with double precision"
   CHECK(max_rel_diff(layer_norm(x, w, bias, 1e-6), layer_norm(dx, to_double(w), to_double(bias), 1e-6)) < 1e-5);
 }
 
+TEST_CASE("backend: linear and linear_gelu over many row blocks agree with matmul, bias and gelu in double",
+          "[backend]") {
+  Generator gen(25);
+  // 1037 rows: several row blocks per thread, the last one shorter; x a permuted view (copied once).
+  const TF x = TF::randn({61, 17, 24}, gen).permute({1, 0, 2}), w = TF::randn({40, 24}, gen),
+           b = TF::randn({40}, gen), g = TF::randn({17, 61, 40}, gen);
+  for (const bool act : {false, true}) {
+    INFO((act ? "linear_gelu" : "linear"));
+    const TF xf = x.detach().set_requires_grad(), wf = w.detach().set_requires_grad(),
+             bf = b.detach().set_requires_grad();
+    const TD xd = to_double(x).set_requires_grad(), wd = to_double(w).set_requires_grad(),
+             bd = to_double(b).set_requires_grad();
+    const TF yf = act ? linear_gelu(xf, wf, bf) : linear(xf, wf, bf);
+    const TD pre = matmul(xd, wd.t()) + bd, yd = act ? gelu(pre) : pre;
+    CHECK(max_rel_diff(yf, yd) < 1e-5);
+    sum(yf * g).backward();
+    sum(yd * to_double(g)).backward();
+    CHECK(max_rel_diff(xf.grad(), xd.grad()) < 5e-5);  // float GELU derivative: as gelu(matmul(x, w^T) + b) in float
+    CHECK(max_rel_diff(wf.grad(), wd.grad()) < 1e-4);  // sums of 1037 terms
+    CHECK(max_rel_diff(bf.grad(), bd.grad()) < 1e-4);
+  }
+}
+
 TEST_CASE("backend: float sums of millions of terms lose only their final rounding", "[backend]") {
   // 2^22 copies of 0.1f: a float accumulator drifts by percents once its ulp nears 0.1; the sum must be the
   // exact one rounded once, for a reduction along rows, along columns, and of everything.

@@ -78,9 +78,16 @@ TEST_CASE("errors: mismatched shapes in ops", "[errors]") {
   CHECK_THROWS_WITH(multi_head_attention(x3, x3, x3, 3, TF::zeros({2, 3, 2})), Contains("mask") && Contains("[2,3,2]"));
   CHECK_THROWS_WITH(multi_head_attention(x3, x3, x3, 3, TF::zeros({2, 1, 1, 3}).set_requires_grad()),
                     Contains("no gradient"));
+  CHECK_THROWS_WITH(multi_head_attention_packed(x3.slice(2, 0, 5), 1), Contains("multi_head_attention_packed") &&
+                                                                        Contains("3 * heads"));
+  CHECK_THROWS_WITH(multi_head_attention_packed(TF::zeros({3, 6}), 1), Contains("[3,6]"));
+  CHECK_THROWS_WITH(multi_head_attention_packed(x3, 4), Contains("multi_head_attention_packed") && Contains("4 heads"));
+  CHECK_THROWS_WITH(multi_head_attention_packed(x3, 1, TF::zeros({2, 3, 2})), Contains("mask") && Contains("[2,3,2]"));
   CHECK_THROWS_WITH(linear(x3, TF::zeros({4, 5})), Contains("linear") && Contains("[4,5]"));
   CHECK_THROWS_WITH(linear(x3, TF::zeros({6})), Contains("linear") && Contains("[out, in]"));
   CHECK_THROWS_WITH(linear(x3, TF::zeros({4, 6}), TF::zeros({5})), Contains("bias") && Contains("[5]"));
+  CHECK_THROWS_WITH(linear_gelu(x3, TF::zeros({4, 5})), Contains("linear_gelu") && Contains("[4,5]"));
+  CHECK_THROWS_WITH(linear_gelu(x3, TF::zeros({4, 6}), TF::zeros({4, 1})), Contains("linear_gelu") && Contains("bias"));
   Generator gen(1);
   CHECK_THROWS_WITH(dropout(x, 1.5, gen, true), Contains("dropout") && Contains("1.5"));
   CHECK_THROWS_WITH(TF::from_vector({1, 2, 3}, {2, 2}), Contains("from_vector") && Contains("[2,2]"));

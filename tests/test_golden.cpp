@@ -190,7 +190,13 @@ const std::map<std::string, Op>& ops() {
       {"multi_head_attention", op(F::NN, [](auto& a) {
          return multi_head_attention(a.in("q"), a.in("k"), a.in("v"), a.integer("heads"), {}, a.maybe_num("scale"));
        })},
+      {"multi_head_attention_packed", op(F::NN, [](auto& a) {
+         return multi_head_attention_packed(a.in("qkv"), a.integer("heads"), {}, a.maybe_num("scale"));
+       })},
       {"linear", op(F::Matmul, [](auto& a) { return linear(a.in("x"), a.in("weight"), a.optional("bias")); })},
+      {"linear_gelu", op(F::Matmul, [](auto& a) {
+         return linear_gelu(a.in("x"), a.in("weight"), a.optional("bias"), gelu_approx(a.text("approximate")));
+       })},
       {"concat", op(F::Index, [](auto& a) { return concat(a.all(), a.integer("axis")); })},
       {"stack", op(F::Index, [](auto& a) { return stack(a.all(), a.integer("axis")); })},
       {"index_select", op(F::Index, [](auto& a) {

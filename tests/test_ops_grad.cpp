@@ -145,12 +145,23 @@ TEST_CASE("gradcheck: multi-head attention and linear", "[gradcheck]") {
   // One query shared by the batch (the MAP head's probe): a view with batch stride 0.
   expect_grads([](const Inputs& x) { return multi_head_attention(x[0].expand({3, 1, 4}), x[1], x[2], 2); },
                {leaf({1, 1, 4}, gen), leaf({3, 5, 4}, gen), leaf({3, 5, 4}, gen)});
+  expect_grads([](const Inputs& x) { return multi_head_attention_packed(x[0], 2); }, {leaf({2, 3, 12}, gen)});
+  expect_grads([mask](const Inputs& x) { return multi_head_attention_packed(x[0].transpose(0, 1), 2, mask, 0.6); },
+               {leaf({5, 2, 12}, gen)});
   expect_grads([](const Inputs& x) { return linear(x[0], x[1], x[2]); },
                {leaf({2, 3, 4}, gen), leaf({5, 4}, gen), leaf({5}, gen)});
   expect_grads([](const Inputs& x) { return linear(x[0].t(), x[1]); }, {leaf({4, 3}, gen), leaf({2, 4}, gen)});
+  expect_grads([](const Inputs& x) { return linear_gelu(x[0], x[1], x[2]); },
+               {leaf({2, 3, 4}, gen), leaf({5, 4}, gen), leaf({5}, gen)});
+  expect_grads([](const Inputs& x) { return linear_gelu(x[0], x[1], TD(), GeluApprox::None); },
+               {leaf({3, 4}, gen), leaf({2, 4}, gen)});
+  // Enough rows for several row blocks on every thread, the last one shorter.
+  expect_grads([](const Inputs& x) { return linear_gelu(x[0], x[1], x[2]); },
+               {leaf({1201, 2}, gen), leaf({3, 2}, gen), leaf({3}, gen)});
 }
 
-TEST_CASE("multi_head_attention equals scaled_dot_product_attention on split and merged heads", "[ops]") {
+TEST_CASE("multi_head_attention, on separate or packed q, k, v, equals scaled_dot_product_attention on split and "
+          "merged heads", "[ops]") {
   Generator gen(18);
   const int64_t b = 2, l = 5, heads = 3, d = 4;
   const TD q = leaf({b, l, heads * d}, gen), k = leaf({b, l, heads * d}, gen), v = leaf({b, l, heads * d}, gen);
@@ -172,6 +183,13 @@ TEST_CASE("multi_head_attention equals scaled_dot_product_attention on split and
   for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(e[i]).margin(1e-12));
   for (size_t t = 0; t < 3; ++t)
     for (size_t i = 0; i < got[t].size(); ++i) CHECK(got[t][i] == Approx(want[t][i]).margin(1e-12));
+  const TD packed = multi_head_attention_packed(concat<double>({q, k, v}, 2), heads, mask);
+  REQUIRE(packed.shape() == ref.shape());
+  const auto got_packed = grads(packed);
+  const auto ap = packed.to_vector();
+  for (size_t i = 0; i < ap.size(); ++i) CHECK(ap[i] == Approx(e[i]).margin(1e-12));
+  for (size_t t = 0; t < 3; ++t)
+    for (size_t i = 0; i < got_packed[t].size(); ++i) CHECK(got_packed[t][i] == Approx(want[t][i]).margin(1e-12));
 }
 
 TEST_CASE("gradcheck: views", "[gradcheck]") {

@@ -116,39 +116,35 @@ void binary_loop(F f, const View<const T>& a, const View<const T>& b, T* out) {
   });
 }
 
+// The unary helpers below run on one chunk, on the calling thread; unary() and unary_backward() split the
+// buffer over the threads, and fused kernels call the chunk functions on data still in cache.
 template <typename T, typename F>
 void map(const T* x, T* y, int64_t n, F f) {
-  parallel_for(n, 4, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = f(x[i]);
-  });
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
-/// Applies an Eigen array expression chunk by chunk: Eigen vectorises exp and tanh,
-/// which the scalar std:: functions are not.
+/// Applies an Eigen array expression: Eigen vectorises exp and tanh, which the scalar std:: functions are not.
 template <typename T, typename F>
 void map_array(const T* x, T* y, int64_t n, F f) {
   using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-  parallel_for(n, 8, [&](int64_t b, int64_t e) {
-    Eigen::Map<Array>(y + b, e - b) = f(Eigen::Map<const Array>(x + b, e - b));
-  });
+  Eigen::Map<Array>(y, n) = f(Eigen::Map<const Array>(x, n));
 }
 
-/// f(x, gy, gx) assigns the input gradient of one chunk.
+/// f(x, gy, gx) assigns the input gradient.
 template <typename T, typename F>
 void map_array_backward(const T* x, const T* gy, T* gx, int64_t n, F f) {
   using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-  parallel_for(n, 8, [&](int64_t b, int64_t e) {
-    Eigen::Map<Array> out(gx + b, e - b);
-    f(Eigen::Map<const Array>(x + b, e - b), Eigen::Map<const Array>(gy + b, e - b), out);
-  });
+  Eigen::Map<Array> out(gx, n);
+  f(Eigen::Map<const Array>(x, n), Eigen::Map<const Array>(gy, n), out);
 }
 
 template <typename T, typename F>
 void map_backward(const T* x, const T* y, const T* gy, T* gx, int64_t n, F f) {
-  parallel_for(n, 4, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) gx[i] = gy[i] * f(x ? x[i] : T(0), y ? y[i] : T(0));
-  });
+  for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * f(x ? x[i] : T(0), y ? y[i] : T(0));
 }
+
+/// parallel_for's cost per element of a unary op.
+constexpr int64_t kUnaryCost = 8;
 
 template <typename T>
 constexpr T kSqrt2OverPi = T(0.79788456080286535587989211986876);
@@ -169,8 +165,9 @@ void binary(Binary op, const View<const T>& a, const View<const T>& b, T* out) {
   }
 }
 
+/// y = op(x) for the n elements of one chunk, on the calling thread.
 template <typename T>
-void unary(Unary op, const T* x, T* y, int64_t n, T p) {
+void unary_chunk(Unary op, const T* x, T* y, int64_t n, T p) {
   using detail::map;
   switch (op) {
     case Unary::Neg: return map(x, y, n, [](T v) { return -v; });
@@ -199,8 +196,10 @@ void unary(Unary op, const T* x, T* y, int64_t n, T p) {
   }
 }
 
+/// gx = gy * op'(x) for the n elements of one chunk, on the calling thread; x or y may be null where the
+/// derivative does not read it.
 template <typename T>
-void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T p) {
+void unary_backward_chunk(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T p) {
   using detail::map_backward;
   switch (op) {
     case Unary::Neg: return map_backward(x, y, gy, gx, n, [](T, T) { return T(-1); });
@@ -229,6 +228,18 @@ void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_
     case Unary::AddScalar: return map_backward(x, y, gy, gx, n, [](T, T) { return T(1); });
     case Unary::MulScalar: return map_backward(x, y, gy, gx, n, [p](T, T) { return p; });
   }
+}
+
+template <typename T>
+void unary(Unary op, const T* x, T* y, int64_t n, T p) {
+  parallel_for(n, detail::kUnaryCost, [&](int64_t b, int64_t e) { unary_chunk(op, x + b, y + b, e - b, p); });
+}
+
+template <typename T>
+void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T p) {
+  parallel_for(n, detail::kUnaryCost, [&](int64_t b, int64_t e) {
+    unary_backward_chunk(op, x ? x + b : nullptr, y ? y + b : nullptr, gy + b, gx + b, e - b, p);
+  });
 }
 
 namespace detail {

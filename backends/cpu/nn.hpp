@@ -1,5 +1,4 @@
-// CPU kernels of the network layers: softmax, layer norm, bias add and its gradient, gather/scatter-add,
-// patch extraction.
+// CPU kernels of the network layers: softmax, layer norm, gather/scatter-add, patch extraction.
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
@@ -106,31 +105,6 @@ void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, c
   }
   if (gw) Eigen::Map<Row>(gw, cols) = pw[0];
   if (gb) Eigen::Map<Row>(gb, cols) = pb[0];
-}
-
-/// y[r, :] += bias for each of the rows of y [rows, cols].
-template <typename T>
-void add_bias(T* y, const T* bias, int64_t rows, int64_t cols) {
-  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
-  const Eigen::Map<const Row> b(bias, cols);
-  parallel_for(rows, cols, [&](int64_t s, int64_t e) {
-    for (int64_t r = s; r < e; ++r) Eigen::Map<Row>(y + r * cols, cols) += b;
-  });
-}
-
-/// out[c] = sum over rows of g[r, c], g [rows, cols]: the gradient of a bias added to every row.
-template <typename T>
-void bias_grad(const T* g, T* out, int64_t rows, int64_t cols) {
-  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
-  const int nt = max_threads();
-  std::vector<Row> partial(static_cast<size_t>(nt), Row::Zero(cols));
-  parallel_for(rows, cols, [&](int64_t s, int64_t e) {
-    Row& acc = partial[static_cast<size_t>(thread_id())];
-    for (int64_t r = s; r < e; ++r) acc += Eigen::Map<const Row>(g + r * cols, cols);
-  });
-  Eigen::Map<Row> o(out, cols);
-  o.setZero();
-  for (const Row& p : partial) o += p;
 }
 
 template <typename T>

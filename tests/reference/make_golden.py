@@ -325,12 +325,30 @@ case("mha_strided_k", "multi_head_attention", multi_head_attention,
      lambda r: [inp("q", r.randn(2, 3, 8)), inp("k", r.randn(3, 2, 8), permute=[1, 0, 2]),
                 inp("v", r.randn(2, 3, 4))], heads=4, scale=None)
 
+case("mha_packed", "multi_head_attention_packed",
+     lambda qkv, heads, scale: multi_head_attention(*qkv.chunk(3, -1), heads=heads, scale=scale),
+     lambda r: [inp("qkv", r.randn(2, 4, 18))], heads=3, scale=None)
+case("mha_packed_strided_scale", "multi_head_attention_packed",
+     lambda qkv, heads, scale: multi_head_attention(*qkv.chunk(3, -1), heads=heads, scale=scale),
+     lambda r: [inp("qkv", r.randn(3, 2, 12), permute=[1, 0, 2])], heads=2, scale=0.7)
+
 # ---- linear: x @ weight^T + bias ----
 case("linear_bias", "linear", F.linear,
      lambda r: [inp("x", r.randn(2, 3, 4)), inp("weight", r.randn(5, 4)), inp("bias", r.randn(5))])
 case("linear_no_bias", "linear", F.linear, lambda r: [inp("x", r.randn(6, 4)), inp("weight", r.randn(3, 4))])
 case("linear_transposed_x", "linear", F.linear,
      lambda r: [inp("x", r.randn(4, 3), permute=[1, 0]), inp("weight", r.randn(2, 4)), inp("bias", r.randn(2))])
+
+# ---- linear_gelu: gelu(x @ weight^T + bias), one op in siglite ----
+def linear_gelu(x, weight, bias=None, *, approximate):
+    return F.gelu(F.linear(x, weight, bias), approximate=approximate)
+
+
+case("linear_gelu_tanh", "linear_gelu", linear_gelu,
+     lambda r: [inp("x", r.randn(2, 3, 4)), inp("weight", r.randn(5, 4)), inp("bias", r.randn(5))],
+     approximate="tanh")
+case("linear_gelu_exact_no_bias", "linear_gelu", linear_gelu,
+     lambda r: [inp("x", r.randn(6, 4)), inp("weight", r.randn(3, 4))], approximate="none")
 
 # ---- views ----
 def slice_axis(x, axis, start, end, step):

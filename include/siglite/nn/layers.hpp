@@ -72,7 +72,7 @@ class Embedding : public Module<T> {
   Tensor<T> weight;  // [count, dim]
 };
 
-/// fc1, GELU (tanh approximation by default), fc2.
+/// fc1, GELU (tanh approximation by default), fc2; fc1 and GELU run as one linear_gelu node.
 template <typename T = float>
 class MLP : public Module<T> {
  public:
@@ -80,7 +80,11 @@ class MLP : public Module<T> {
     fc1 = this->register_module("fc1", std::make_shared<Linear<T>>(dim, hidden, gen, Linear<T>::Init::Xavier, 1e-6));
     fc2 = this->register_module("fc2", std::make_shared<Linear<T>>(hidden, dim, gen, Linear<T>::Init::Xavier, 1e-6));
   }
-  Tensor<T> forward(const Tensor<T>& x) const { return fc2->forward(gelu(fc1->forward(x), act_)); }
+  Tensor<T> forward(const Tensor<T>& x) const {
+    SIGLITE_CHECK(x.dim() >= 1 && x.shape().back() == fc1->weight.size(1), "MLP: input of shape ", x.shape(),
+                  " for a layer with ", fc1->weight.size(1), " inputs");
+    return fc2->forward(linear_gelu(x, fc1->weight, fc1->bias, act_));
+  }
 
   std::shared_ptr<Linear<T>> fc1, fc2;
 
@@ -88,7 +92,8 @@ class MLP : public Module<T> {
   GeluApprox act_;
 };
 
-/// Multi-head self-attention with separate q, k, v projections and an output projection.
+/// Multi-head self-attention with q, k, v projections (stored separately, as HF names them; run as one GEMM on
+/// their stacked weights) and an output projection.
 template <typename T = float>
 class SelfAttention : public Module<T> {
  public:
@@ -104,8 +109,11 @@ class SelfAttention : public Module<T> {
   /// x [B, L, D]; mask (optional, additive) broadcasts to [B, heads, L, L].
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& mask = {}) const {
     SIGLITE_CHECK(x.dim() == 3, "SelfAttention: input of shape ", x.shape(), " is not [batch, length, width]");
-    return out_proj->forward(
-        multi_head_attention(q_proj->forward(x), k_proj->forward(x), v_proj->forward(x), heads_, mask));
+    SIGLITE_CHECK(x.size(2) == q_proj->weight.size(1), "SelfAttention: input of shape ", x.shape(),
+                  " for a layer of width ", q_proj->weight.size(1));
+    const Tensor<T> w = concat<T>({q_proj->weight, k_proj->weight, v_proj->weight}, 0);
+    const Tensor<T> b = concat<T>({q_proj->bias, k_proj->bias, v_proj->bias}, 0);
+    return out_proj->forward(multi_head_attention_packed(linear(x, w, b), heads_, mask));
   }
 
   std::shared_ptr<Linear<T>> q_proj, k_proj, v_proj, out_proj;

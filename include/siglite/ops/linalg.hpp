@@ -1,10 +1,13 @@
 // matmul: 2-D and batched (any number of broadcast batch axes). Transposed views are passed to
-// the GEMM kernel as transposed operands, without copies. linear: x @ W^T + b as one node.
+// the GEMM kernel as transposed operands, without copies. linear: x @ W^T + b as one node; linear_gelu: the
+// same followed by GELU.
 #pragma once
+#include <optional>
 #include <vector>
 
 #include "siglite/autograd/node.hpp"
 #include "siglite/core/tensor.hpp"
+#include "siglite/ops/elementwise.hpp"
 #include "siglite/ops/reduce.hpp"
 
 namespace siglite {
@@ -128,11 +131,12 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
                 });
 }
 
-/// x @ weight^T + bias as one node: x [..., in], weight [out, in], bias [out] (may be undefined). One GEMM
-/// over all rows of x, the bias added in place; backward is two GEMMs and a column sum.
+namespace detail {
+
+/// x @ weight^T + bias, then act when given, as one node (see linear and linear_gelu).
 template <typename T>
-Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {}) {
-  const char* op = "linear";
+Tensor<T> linear_act(const char* op, const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                     std::optional<kernels::Unary> act) {
   SIGLITE_CHECK(weight.dim() == 2, op, ": weight of shape ", weight.shape(), " is not [out, in]");
   const int64_t in = weight.size(1), out = weight.size(0);
   SIGLITE_CHECK(x.dim() >= 1 && x.shape().back() == in, op, ": input of shape ", x.shape(), " for a weight of shape ",
@@ -146,29 +150,45 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const Tensor<T> xs = x.detach().contiguous(), ws = weight.detach().contiguous();
   Shape out_shape = x.shape();
   out_shape[out_shape.size() - 1] = out;
-  Tensor<T> y = Tensor<T>::empty(out_shape, d);
-  kernels::gemm(d, kernels::single_gemm<T>(false, true, rows, out, in, in, in, out), xs.data(), ws.data(), y.data());
-  if (bias.defined()) kernels::add_bias(d, y.data(), bias.detach().contiguous().data(), rows, out);
-  return record(op, y, {x, weight, bias}, [xs, ws, rows, in, out](const Tensor<T>& gy, const std::vector<bool>& need) {
-    const Device dev = xs.device();
-    const Tensor<T> gc = gy.contiguous();
-    std::vector<Tensor<T>> grads(3);
-    if (need[0]) {  // gx [rows, in] = gy [rows, out] @ W [out, in]
-      grads[0] = Tensor<T>::empty(xs.shape(), dev);
-      kernels::gemm(dev, kernels::single_gemm<T>(false, false, rows, in, out, out, in, in), gc.data(), ws.data(),
-                    grads[0].data());
-    }
-    if (need[1]) {  // gW [out, in] = gy^T @ x
-      grads[1] = Tensor<T>::empty({out, in}, dev);
-      kernels::gemm(dev, kernels::single_gemm<T>(true, false, out, in, rows, out, in, in), gc.data(), xs.data(),
-                    grads[1].data());
-    }
-    if (need[2]) {
-      grads[2] = Tensor<T>::empty({out}, dev);
-      kernels::bias_grad(dev, gc.data(), grads[2].data(), rows, out);
-    }
-    return grads;
-  });
+  Tensor<T> y = Tensor<T>::empty(out_shape, d), a = act ? Tensor<T>::empty(out_shape, d) : y;
+  kernels::linear_forward(d, xs.data(), ws.data(), bias.defined() ? bias.detach().contiguous().data() : nullptr,
+                          y.data(), act, a.data(), rows, in, out);
+  // Backward reads the pre-activation y or the output a only where act's derivative does.
+  const Tensor<T> ys = act && derivative_reads_x(*act) ? y : Tensor<T>();
+  const Tensor<T> as = act && derivative_reads_y(*act) ? a.detach() : Tensor<T>();
+  return record(op, a, {x, weight, bias},
+                [xs, ws, ys, as, act, rows, in, out](const Tensor<T>& ga, const std::vector<bool>& need) {
+                  const Device dev = xs.device();
+                  const Tensor<T> gc = ga.contiguous();
+                  const Tensor<T> gy = act ? Tensor<T>::empty(gc.shape(), dev) : Tensor<T>();
+                  std::vector<Tensor<T>> grads(3);
+                  if (need[0]) grads[0] = Tensor<T>::empty(xs.shape(), dev);
+                  if (need[1]) grads[1] = Tensor<T>::empty({out, in}, dev);
+                  if (need[2]) grads[2] = Tensor<T>::empty({out}, dev);
+                  const auto ptr = [](const Tensor<T>& t) { return t.defined() ? t.data() : nullptr; };
+                  kernels::linear_backward(dev, xs.data(), ws.data(), ptr(ys), ptr(as), act, gc.data(), ptr(gy),
+                                           ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), rows, in, out);
+                  return grads;
+                });
+}
+
+}  // namespace detail
+
+/// x @ weight^T + bias as one node: x [..., in], weight [out, in], bias [out] (may be undefined). The bias is
+/// added to each block of rows as its GEMM leaves it; backward is the input-gradient GEMM with the bias
+/// gradient on the same blocks, and one weight-gradient GEMM.
+template <typename T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {}) {
+  return detail::linear_act("linear", x, weight, bias, std::nullopt);
+}
+
+/// gelu(x @ weight^T + bias) as one node (an MLP's first layer): the bias and GELU are applied to each block
+/// of rows as its GEMM leaves it, and backward applies GELU's derivative the same way.
+template <typename T>
+Tensor<T> linear_gelu(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {},
+                      GeluApprox approx = GeluApprox::Tanh) {
+  return detail::linear_act("linear_gelu", x, weight, bias,
+                            approx == GeluApprox::Tanh ? kernels::Unary::GeluTanh : kernels::Unary::GeluErf);
 }
 
 }  // namespace siglite

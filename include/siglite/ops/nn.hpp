@@ -1,8 +1,10 @@
 // Fused network ops, each one node with a hand-written backward: softmax, log_softmax,
-// layer_norm, l2_normalize, scaled dot-product attention, multi-head attention; and dropout.
+// layer_norm, l2_normalize, scaled dot-product attention, multi-head attention (on separate or packed q, k, v);
+// and dropout.
 #pragma once
 #include <cmath>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "siglite/autograd/node.hpp"
@@ -163,16 +165,14 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
                 });
 }
 
-/// Multi-head attention as one node on [batch, length, heads * head_dim] tensors, the layout the q, k, v
-/// projections produce and the output projection takes: softmax(q_h k_h^T * scale + mask) v_h for each
-/// head h (columns [h * d, (h + 1) * d)), written into the head's columns of the [batch, lq, heads * dv]
-/// result. Equal to merging the heads of scaled_dot_product_attention on split heads, without the copies.
-/// q [B, Lq, H*d], k [B, Lk, H*d], v [B, Lk, H*dv]; mask (optional, additive, no gradient) broadcasts to
-/// [B, H, Lq, Lk]; scale defaults to 1/sqrt(d).
+namespace detail {
+
+/// Checks multi-head attention's inputs and describes them to the kernels. q, k, v: [batch, length, heads *
+/// head_dim] with contiguous rows (any row and batch strides); the mask, broadcast to the scores, is kept in `m`.
 template <typename T>
-Tensor<T> multi_head_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v, int64_t heads,
-                               const Tensor<T>& mask = {}, std::optional<double> scale = std::nullopt) {
-  const char* op = "multi_head_attention";
+kernels::AttentionArgs<T> attention_args(const char* op, const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v,
+                                         int64_t heads, const Tensor<T>& mask, std::optional<double> scale,
+                                         Tensor<T>& m) {
   SIGLITE_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, op, ": q, k, v of shapes ", q.shape(), ", ", k.shape(),
                 ", ", v.shape(), " are not all [batch, length, heads * head_dim]");
   SIGLITE_CHECK(heads > 0 && q.size(2) % heads == 0 && v.size(2) % heads == 0, op, ": widths ", q.size(2), " and ",
@@ -185,7 +185,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& q, const Tensor<T>& k, const Ten
   SIGLITE_CHECK(q.device() == k.device() && q.device() == v.device(), op, ": q, k, v on different devices");
   const int64_t b = q.size(0), lq = q.size(1), lk = k.size(1);
   const Shape score_shape{b, heads, lq, lk};
-  Tensor<T> m;
+  kernels::AttentionArgs<T> a;
   if (mask.defined()) {
     SIGLITE_CHECK(!mask.requires_grad(), op, ": the mask gets no gradient; pass it detached");
     bool fits = mask.dim() <= 4 && mask.device() == q.device();
@@ -196,47 +196,101 @@ Tensor<T> multi_head_attention(const Tensor<T>& q, const Tensor<T>& k, const Ten
     SIGLITE_CHECK(fits, op, ": mask of shape ", mask.shape(), " on ", mask.device(), " does not broadcast to the scores ",
                   score_shape, " on ", q.device());
     m = mask.expand(score_shape);
-  }
-  // Rows must be contiguous; the batch and row strides are passed as they are.
-  const auto rows_ok = [](const Tensor<T>& x) { return x.strides()[2] == 1 || x.size(2) == 1 ? x.detach() : x.detach().contiguous(); };
-  const Tensor<T> qs = rows_ok(q), ks = rows_ok(k), vs = rows_ok(v);
-  kernels::AttentionArgs<T> a;
-  a.batch = b;
-  a.heads = heads;
-  a.lq = lq;
-  a.lk = lk;
-  a.dk = q.size(2) / heads;
-  a.dv = v.size(2) / heads;
-  a.q_batch = qs.strides()[0];
-  a.q_row = qs.strides()[1];
-  a.k_batch = ks.strides()[0];
-  a.k_row = ks.strides()[1];
-  a.v_batch = vs.strides()[0];
-  a.v_row = vs.strides()[1];
-  a.scale = static_cast<T>(scale.value_or(1.0 / std::sqrt(static_cast<double>(a.dk))));
-  if (m.defined()) {
     a.mask = m.data();
     a.mask_batch = m.strides()[0];
     a.mask_head = m.strides()[1];
     a.mask_row = m.strides()[2];
     a.mask_col = m.strides()[3];
   }
+  a.batch = b;
+  a.heads = heads;
+  a.lq = lq;
+  a.lk = lk;
+  a.dk = q.size(2) / heads;
+  a.dv = v.size(2) / heads;
+  a.q_batch = q.strides()[0];
+  a.q_row = q.strides()[1];
+  a.k_batch = k.strides()[0];
+  a.k_row = k.strides()[1];
+  a.v_batch = v.strides()[0];
+  a.v_row = v.strides()[1];
+  a.gq_row = a.gk_row = heads * a.dk;
+  a.gv_row = heads * a.dv;
+  a.scale = static_cast<T>(scale.value_or(1.0 / std::sqrt(static_cast<double>(a.dk))));
+  return a;
+}
+
+/// Runs the forward kernel: p [batch, heads, lq, lk] (kept for backward) and the output [batch, lq, heads * dv].
+template <typename T>
+std::pair<Tensor<T>, Tensor<T>> attention_run(const kernels::AttentionArgs<T>& a, const Tensor<T>& q, const Tensor<T>& k,
+                                              const Tensor<T>& v) {
   const Device d = q.device();
-  Tensor<T> p = Tensor<T>::empty(score_shape, d), out = Tensor<T>::empty({b, lq, v.size(2)}, d);
-  kernels::attention_forward(d, a, qs.data(), ks.data(), vs.data(), p.data(), out.data());
+  Tensor<T> p = Tensor<T>::empty({a.batch, a.heads, a.lq, a.lk}, d), out = Tensor<T>::empty({a.batch, a.lq, a.heads * a.dv}, d);
+  kernels::attention_forward(d, a, q.data(), k.data(), v.data(), p.data(), out.data());
+  return {p, out};
+}
+
+}  // namespace detail
+
+/// Multi-head attention as one node on [batch, length, heads * head_dim] tensors, the layout the q, k, v
+/// projections produce and the output projection takes: softmax(q_h k_h^T * scale + mask) v_h for each
+/// head h (columns [h * d, (h + 1) * d)), written into the head's columns of the [batch, lq, heads * dv]
+/// result. Equal to merging the heads of scaled_dot_product_attention on split heads, without the copies.
+/// q [B, Lq, H*d], k [B, Lk, H*d], v [B, Lk, H*dv]; mask (optional, additive, no gradient) broadcasts to
+/// [B, H, Lq, Lk]; scale defaults to 1/sqrt(d).
+template <typename T>
+Tensor<T> multi_head_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v, int64_t heads,
+                               const Tensor<T>& mask = {}, std::optional<double> scale = std::nullopt) {
+  // Rows must be contiguous; the batch and row strides are passed as they are.
+  const auto rows_ok = [](const Tensor<T>& x) {
+    return x.dim() != 3 || x.strides()[2] == 1 || x.size(2) == 1 ? x.detach() : x.detach().contiguous();
+  };
+  const Tensor<T> qs = rows_ok(q), ks = rows_ok(k), vs = rows_ok(v);
+  Tensor<T> m;
+  kernels::AttentionArgs<T> a = detail::attention_args("multi_head_attention", qs, ks, vs, heads, mask, scale, m);
+  const auto [p, out] = detail::attention_run(a, qs, ks, vs);
   a.mask = nullptr;  // backward needs only p
-  return record(op, out, {q, k, v}, [qs, ks, vs, p, a](const Tensor<T>& g, const std::vector<bool>& need) {
-    const Device dev = qs.device();
+  return record("multi_head_attention", out, {q, k, v},
+                [qs, ks, vs, p = p, a](const Tensor<T>& g, const std::vector<bool>& need) {
+                  const Device dev = qs.device();
+                  const Tensor<T> gc = g.contiguous();
+                  std::vector<Tensor<T>> grads(3);
+                  const std::vector<Shape> shapes{{a.batch, a.lq, a.heads * a.dk}, {a.batch, a.lk, a.heads * a.dk},
+                                                  {a.batch, a.lk, a.heads * a.dv}};
+                  for (size_t i = 0; i < 3; ++i)
+                    if (need[i]) grads[i] = Tensor<T>::empty(shapes[i], dev);
+                  const auto ptr = [](Tensor<T>& t) { return t.defined() ? t.data() : nullptr; };
+                  kernels::attention_backward(dev, a, qs.data(), ks.data(), vs.data(), p.data(), gc.data(),
+                                              ptr(grads[0]), ptr(grads[1]), ptr(grads[2]));
+                  return grads;
+                });
+}
+
+/// Self-attention on packed projections: qkv [B, L, 3 * H * d] holds q, k and v side by side in each row (one
+/// GEMM with the three projections' weights stacked makes it). The same as multi_head_attention on its three
+/// column blocks, with one [B, L, 3 * H * d] gradient written in place: no gradients of separate q, k and v to
+/// stack, and the layer's input gradient comes from one GEMM instead of three summed.
+template <typename T>
+Tensor<T> multi_head_attention_packed(const Tensor<T>& qkv, int64_t heads, const Tensor<T>& mask = {},
+                                      std::optional<double> scale = std::nullopt) {
+  const char* op = "multi_head_attention_packed";
+  SIGLITE_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0, op, ": input of shape ", qkv.shape(),
+                " is not [batch, length, 3 * heads * head_dim]");
+  const Tensor<T> xs = qkv.detach().contiguous();
+  const int64_t w = xs.size(2) / 3;
+  const Tensor<T> qs = xs.slice(2, 0, w), ks = xs.slice(2, w, 2 * w), vs = xs.slice(2, 2 * w, 3 * w);
+  Tensor<T> m;
+  kernels::AttentionArgs<T> a = detail::attention_args(op, qs, ks, vs, heads, mask, scale, m);
+  const auto [p, out] = detail::attention_run(a, qs, ks, vs);
+  a.mask = nullptr;
+  a.gq_row = a.gk_row = a.gv_row = 3 * w;
+  return record(op, out, {qkv}, [xs, p = p, a, w](const Tensor<T>& g, const std::vector<bool>&) {
     const Tensor<T> gc = g.contiguous();
-    std::vector<Tensor<T>> grads(3);
-    const std::vector<Shape> shapes{{a.batch, a.lq, a.heads * a.dk}, {a.batch, a.lk, a.heads * a.dk},
-                                    {a.batch, a.lk, a.heads * a.dv}};
-    for (size_t i = 0; i < 3; ++i)
-      if (need[i]) grads[i] = Tensor<T>::empty(shapes[i], dev);
-    const auto ptr = [](Tensor<T>& t) { return t.defined() ? t.data() : nullptr; };
-    kernels::attention_backward(dev, a, qs.data(), ks.data(), vs.data(), p.data(), gc.data(), ptr(grads[0]),
-                                ptr(grads[1]), ptr(grads[2]));
-    return grads;
+    Tensor<T> gx = Tensor<T>::empty(xs.shape(), xs.device());
+    const T* x = xs.data();
+    kernels::attention_backward(xs.device(), a, x, x + w, x + 2 * w, p.data(), gc.data(), gx.data(), gx.data() + w,
+                                gx.data() + 2 * w);
+    return std::vector<Tensor<T>>{gx};
   });
 }
 
