@@ -1,7 +1,9 @@
 // The CPU kernel set: every kernel path (contiguous, strided, broadcast, parallel, oneDNN and
 // Eigen GEMM) checked against a plain double-precision reference, and the caching allocator.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <siglite/siglite.hpp>
 
 using namespace siglite;
@@ -114,7 +116,36 @@ TEST_CASE("backend: linear and linear_gelu over many row blocks agree with matmu
     CHECK(max_rel_diff(xf.grad(), xd.grad()) < 5e-5);  // float GELU derivative: as gelu(matmul(x, w^T) + b) in float
     CHECK(max_rel_diff(wf.grad(), wd.grad()) < 1e-4);  // sums of 1037 terms
     CHECK(max_rel_diff(bf.grad(), bd.grad()) < 1e-4);
+    // The same in double (Eigen's GEMM on each block, inside the parallel region) agrees to rounding.
+    const TD xd2 = to_double(x).set_requires_grad(), wd2 = to_double(w).set_requires_grad(),
+             bd2 = to_double(b).set_requires_grad();
+    const TD y2 = act ? linear_gelu(xd2, wd2, bd2) : linear(xd2, wd2, bd2);
+    sum(y2 * to_double(g)).backward();
+    for (const auto& [got, want] : {std::pair{y2, yd}, {xd2.grad(), xd.grad()}, {wd2.grad(), wd.grad()},
+                                    {bd2.grad(), bd.grad()}}) {
+      const auto u = got.to_vector(), v = want.to_vector();
+      REQUIRE(u.size() == v.size());
+      double m = 0;
+      for (size_t i = 0; i < u.size(); ++i) m = std::max(m, std::abs(u[i] - v[i]) / (1 + std::abs(v[i])));
+      CHECK(m < 1e-12);
+    }
+    // Without a graph (GELU in place over the pre-activation) the values are the same.
+    NoGradGuard no_grad;
+    const TF yn = act ? linear_gelu(x, w, b) : linear(x, w, b);
+    CHECK(yn.to_vector() == yf.to_vector());
   }
+  // A weight that alone needs a gradient (no bias): the blocks run GELU's derivative only.
+  const TF wf = w.detach().set_requires_grad();
+  const TD wd = to_double(w).set_requires_grad();
+  sum(linear_gelu(x, wf) * g).backward();
+  sum(gelu(matmul(to_double(x), wd.t())) * to_double(g)).backward();
+  CHECK(max_rel_diff(wf.grad(), wd.grad()) < 1e-4);
+  // No inputs per row: the bias on every row, its gradient the column sums.
+  const TF bz = TF::from_vector({1.5f, -2.0f}, {2}).set_requires_grad();
+  const TF yz = linear(TF::zeros({3, 0}), TF::zeros({2, 0}), bz);
+  CHECK(yz.to_vector() == std::vector<float>{1.5f, -2.0f, 1.5f, -2.0f, 1.5f, -2.0f});
+  sum(yz * TF::from_vector({1, 2, 3, 4, 5, 6}, {3, 2})).backward();
+  CHECK(bz.grad().to_vector() == std::vector<float>{9.0f, 12.0f});
 }
 
 TEST_CASE("backend: float sums of millions of terms lose only their final rounding", "[backend]") {

@@ -146,27 +146,35 @@ Tensor<T> linear_act(const char* op, const Tensor<T>& x, const Tensor<T>& weight
   SIGLITE_CHECK(x.device() == weight.device() && (!bias.defined() || bias.device() == x.device()), op,
                 ": input, weight and bias on different devices");
   const Device d = x.device();
-  const int64_t rows = in ? x.numel() / in : 0;
+  const int64_t rows = Shape(std::vector<int64_t>(x.shape().begin(), x.shape().end() - 1)).numel();
   const Tensor<T> xs = x.detach().contiguous(), ws = weight.detach().contiguous();
   Shape out_shape = x.shape();
   out_shape[out_shape.size() - 1] = out;
-  Tensor<T> y = Tensor<T>::empty(out_shape, d), a = act ? Tensor<T>::empty(out_shape, d) : y;
+  // Without a graph the activation overwrites the pre-activation in place.
+  const bool graph = grad_enabled() && (x.requires_grad() || weight.requires_grad() ||
+                                        (bias.defined() && bias.requires_grad()));
+  Tensor<T> y = Tensor<T>::empty(out_shape, d), a = act && graph ? Tensor<T>::empty(out_shape, d) : y;
   kernels::linear_forward(d, xs.data(), ws.data(), bias.defined() ? bias.detach().contiguous().data() : nullptr,
                           y.data(), act, a.data(), rows, in, out);
-  // Backward reads the pre-activation y or the output a only where act's derivative does.
+  if (!graph) return a;
+  // Backward keeps only what it reads: x for the weight's gradient, the weight for x's, and the pre-activation y
+  // or the output a where act's derivative reads it.
+  const Tensor<T> x_kept = weight.requires_grad() ? xs : Tensor<T>();
+  const Tensor<T> w_kept = x.requires_grad() ? ws : Tensor<T>();
   const Tensor<T> ys = act && derivative_reads_x(*act) ? y : Tensor<T>();
   const Tensor<T> as = act && derivative_reads_y(*act) ? a.detach() : Tensor<T>();
   return record(op, a, {x, weight, bias},
-                [xs, ws, ys, as, act, rows, in, out](const Tensor<T>& ga, const std::vector<bool>& need) {
-                  const Device dev = xs.device();
+                [xs = x_kept, ws = w_kept, x_shape = x.shape(), ys, as, act, rows, in, out](
+                    const Tensor<T>& ga, const std::vector<bool>& need) {
+                  const Device dev = ga.device();
                   const Tensor<T> gc = ga.contiguous();
                   const Tensor<T> gy = act ? Tensor<T>::empty(gc.shape(), dev) : Tensor<T>();
                   std::vector<Tensor<T>> grads(3);
-                  if (need[0]) grads[0] = Tensor<T>::empty(xs.shape(), dev);
+                  if (need[0]) grads[0] = Tensor<T>::empty(x_shape, dev);
                   if (need[1]) grads[1] = Tensor<T>::empty({out, in}, dev);
                   if (need[2]) grads[2] = Tensor<T>::empty({out}, dev);
                   const auto ptr = [](const Tensor<T>& t) { return t.defined() ? t.data() : nullptr; };
-                  kernels::linear_backward(dev, xs.data(), ws.data(), ptr(ys), ptr(as), act, gc.data(), ptr(gy),
+                  kernels::linear_backward(dev, ptr(xs), ptr(ws), ptr(ys), ptr(as), act, gc.data(), ptr(gy),
                                            ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), rows, in, out);
                   return grads;
                 });
