@@ -78,13 +78,20 @@ class NoGradGuard {
   bool prev_;
 };
 
+/// Whether `record` attaches a node for these inputs: grad mode is on and some input requires grad. An op
+/// asks before its forward when that changes what it computes or keeps.
+template <typename T>
+bool records(const std::vector<Tensor<T>>& inputs) {
+  if (!grad_enabled()) return false;
+  for (const auto& x : inputs)
+    if (x.defined() && x.requires_grad()) return true;
+  return false;
+}
+
 /// Attaches a node to `out` when grad mode is on and some input requires grad; returns `out`.
 template <typename T, typename F>
 Tensor<T> record(const char* name, Tensor<T> out, const std::vector<Tensor<T>>& inputs, F&& backward) {
-  if (!grad_enabled()) return out;
-  bool any = false;
-  for (const auto& x : inputs) any = any || (x.defined() && x.requires_grad());
-  if (!any) return out;
+  if (!records(inputs)) return out;
   auto node = std::make_shared<Node<T>>();
   node->name = name;
   for (const auto& x : inputs) {

@@ -151,8 +151,7 @@ Tensor<T> linear_act(const char* op, const Tensor<T>& x, const Tensor<T>& weight
   Shape out_shape = x.shape();
   out_shape[out_shape.size() - 1] = out;
   // Without a graph the activation overwrites the pre-activation in place.
-  const bool graph = grad_enabled() && (x.requires_grad() || weight.requires_grad() ||
-                                        (bias.defined() && bias.requires_grad()));
+  const bool graph = records<T>({x, weight, bias});
   Tensor<T> y = Tensor<T>::empty(out_shape, d), a = act && graph ? Tensor<T>::empty(out_shape, d) : y;
   kernels::linear_forward(d, xs.data(), ws.data(), bias.defined() ? bias.detach().contiguous().data() : nullptr,
                           y.data(), act, a.data(), rows, in, out);
