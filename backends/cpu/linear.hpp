@@ -1,9 +1,11 @@
 // CPU kernels of a linear layer with its epilogue: y = x @ w^T + bias, optionally followed by an activation.
-// The rows are cut into blocks, a multiple of the thread count; each thread runs its blocks' GEMMs on its own
-// (oneDNN's sgemm runs on the calling thread inside a parallel region) and adds the bias and applies the
-// activation while the block is still in its cache, instead of passing over the whole output once per step.
-// Backward does the same with the activation's derivative, the bias gradient and the input-gradient GEMM;
-// the weight gradient, a reduction over all rows, is one GEMM on all threads.
+// Forward in float (with oneDNN) is one matmul primitive on all threads on the weight reordered into its
+// kernel's blocked layout, the bias added by the kernel; the activation is a second pass. Otherwise, and in
+// backward, the rows are cut into blocks, a multiple of the thread count; each thread runs its blocks' GEMMs on
+// its own (oneDNN's sgemm runs on the calling thread inside a parallel region) and applies the bias and the
+// activation (backward: the activation's derivative, the bias gradient and the input-gradient GEMM) while the
+// block is still in its cache, instead of passing over the whole output once per step. The weight gradient, a
+// reduction over all rows, is one GEMM on all threads.
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
@@ -47,6 +49,17 @@ void for_row_blocks(int64_t rows, int64_t cost_per_row, F&& f) {
 template <typename T>
 void linear_forward(const T* x, const T* w, const T* bias, T* y, std::optional<kernels::Unary> act, T* a,
                     int64_t rows, int64_t in, int64_t out) {
+#ifdef SIGLITE_WITH_ONEDNN
+  // float: one matmul primitive on the packed weight, the bias added by its kernel, then the activation in a
+  // second pass (the same kernel as the row blocks', so a forward without a graph gives the same bits).
+  if constexpr (std::is_same_v<T, float>) {
+    if (rows > 0 && in > 0 && out > 0) {
+      detail::OneDnn::instance().linear(x, w, bias, y, rows, in, out);
+      if (act) unary(*act, y, a, rows * out, T(0));
+      return;
+    }
+  }
+#endif
   using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
   detail::for_row_blocks(rows, in * out, [&](int64_t, int64_t r0, int64_t n) {
     T* yb = y + r0 * out;
