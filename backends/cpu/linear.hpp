@@ -51,7 +51,7 @@ void linear_forward(const T* x, const T* w, const T* bias, T* y, std::optional<k
                     int64_t rows, int64_t in, int64_t out) {
 #ifdef SIGLITE_WITH_ONEDNN
   // float: one matmul primitive on the packed weight, the bias added by its kernel, then the activation in a
-  // second pass (the same kernel as the row blocks', so a forward without a graph gives the same bits).
+  // second pass: the same code with and without a graph, so the two give the same bits.
   if constexpr (std::is_same_v<T, float>) {
     if (rows > 0 && in > 0 && out > 0) {
       detail::OneDnn::instance().linear(x, w, bias, y, rows, in, out);
