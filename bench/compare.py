@@ -2,6 +2,7 @@
 """siglite against PyTorch on the same work, side by side, in one invocation.
 
   python3 bench/compare.py train|infer|loss [--rounds 5] [--threads 2] [--siglite PATH] [--python PYTHON]
+                           [--torch debian|pypi]
 
 train  bench-tiny, batch 256: full training steps (forward, sigmoid loss, backward, AdamW lr 1e-3,
        betas (0.9, 0.95), weight decay 1e-4 on the weight matrices), pairs/s. Both sides start from the
@@ -22,7 +23,8 @@ and cannot import torch; a venv with transformers (`python -m venv --system-site
 transformers==4.40.2`) when the chosen python cannot import it; and, when that torch does its float GEMMs in
 the reference (netlib) BLAS, OpenBLAS from Debian's libopenblas0-openmp, unpacked (not installed) into a cache
 folder and put first on PyTorch's LD_LIBRARY_PATH: the reference BLAS is about ten times slower, which would
-measure the BLAS and not PyTorch (--blas system keeps it).
+measure the BLAS and not PyTorch (--blas system keeps it). --torch pypi measures PyPI's newest torch instead
+(its MKL and oneDNN), from a venv made in the same cache folder on first use.
 """
 import argparse
 import hashlib
@@ -100,15 +102,36 @@ def ensure_transformers(python, venv):
     if not (os.path.exists(vpy) and probe(vpy, "import torch, transformers") is not None):
         note(f"{python} cannot import transformers; creating the venv {venv} (--system-site-packages, so it "
              f"keeps {python}'s torch) with {TRANSFORMERS}")
-        r = subprocess.run([python, "-m", "venv", "--system-site-packages", venv])
-        if r.returncode != 0 and os.path.realpath(python) == os.path.realpath("/usr/bin/python3"):
-            apt_install(["python3-venv"])  # Debian keeps ensurepip apart
-            r = subprocess.run([python, "-m", "venv", "--system-site-packages", venv])
-        if r.returncode != 0:
-            die(f"could not create the venv {venv} with {python}")
+        make_venv(python, venv, ["--system-site-packages"])
         subprocess.run([vpy, "-m", "pip", "install", "-q", TRANSFORMERS], check=True)
     if probe(vpy, "import torch, transformers") is None:
         die(f"{vpy} still cannot import torch and transformers")
+    return vpy
+
+
+def make_venv(python, venv, flags):
+    r = subprocess.run([python, "-m", "venv"] + flags + [venv])
+    if r.returncode != 0 and os.path.realpath(python) == os.path.realpath("/usr/bin/python3"):
+        apt_install(["python3-venv"])  # Debian keeps ensurepip apart
+        r = subprocess.run([python, "-m", "venv"] + flags + [venv])
+    if r.returncode != 0:
+        die(f"could not create the venv {venv} with {python}")
+
+
+def pypi_torch_python():
+    """The python of a venv in the cache holding PyPI's newest torch and TRANSFORMERS, made when missing. The
+    venv is kept: delete it to pick up a newer torch release."""
+    venv = os.path.join(CACHE, "torch-pypi")
+    vpy = os.path.join(venv, "bin", "python")
+    if os.path.exists(vpy) and probe(vpy, "import torch, transformers") is not None:
+        return vpy
+    note(f"creating the venv {venv} with PyPI's newest torch and {TRANSFORMERS} (about 3 GB: PyPI's torch "
+         "brings its CUDA libraries, which a CPU run does not load)")
+    os.makedirs(CACHE, exist_ok=True)
+    make_venv("/usr/bin/python3", venv, [])
+    subprocess.run([vpy, "-m", "pip", "install", "-q", "torch", TRANSFORMERS], check=True)
+    if probe(vpy, "import torch, transformers") is None:
+        die(f"{vpy} cannot import torch and transformers after installing them")
     return vpy
 
 
@@ -288,7 +311,10 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--siglite", help="siglite-bench (default: build it, or bring it up to date, in build-bench/)")
-    p.add_argument("--python", default="/usr/bin/python3", help="the python whose torch to measure")
+    p.add_argument("--python", help="the python whose torch to measure (default Debian's /usr/bin/python3)")
+    p.add_argument("--torch", choices=["debian", "pypi"], default="debian",
+                   help="debian: --python's torch (Debian's python3-torch by default); pypi: PyPI's newest torch, "
+                        "in a venv under ~/.cache/siglite-bench/torch-pypi made on first use")
     p.add_argument("--venv", help="where to create the venv with transformers when --python lacks it "
                                   "(default /tmp/hfenv for Debian's python3)")
     p.add_argument("--model", choices=["hf", "plain"], default="hf",
@@ -307,6 +333,9 @@ def main():
     a = p.parse_args()
     if a.rounds < 1 or a.threads < 1:
         p.error("--rounds and --threads must be >= 1")
+    if a.torch == "pypi" and a.python:
+        p.error("--torch pypi measures its own venv's python: leave out --python")
+    a.python = a.python or "/usr/bin/python3"
     preset = a.preset or {"train": "bench-tiny", "infer": "b16", "loss": None}[a.mode]
     batch = a.batch or {"train": 256, "infer": 8, "loss": None}[a.mode]
     steps = a.steps or {"train": 3, "infer": 5, "loss": 2}[a.mode]
@@ -327,8 +356,11 @@ def main():
     if not os.access(siglite, os.X_OK):
         die(f"{siglite} is not an executable")
 
-    ensure_torch(a.python)
-    python = ensure_transformers(a.python, a.venv) if a.model == "hf" and a.mode != "loss" else a.python
+    if a.torch == "pypi":
+        python = pypi_torch_python()
+    else:
+        ensure_torch(a.python)
+        python = ensure_transformers(a.python, a.venv) if a.model == "hf" and a.mode != "loss" else a.python
     tenv, blas = torch_env(python, a.blas, a.threads)
     senv = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     common = ["--threads", str(a.threads), "--seed", str(a.seed)]
