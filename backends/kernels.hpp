@@ -63,13 +63,14 @@ GemmArgs<T> single_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_
 /// the given batch and row strides (a batch stride of 0 broadcasts one sequence over the batch); head h of
 /// a row is its columns [h * dk, (h + 1) * dk) (dv for v). mask, when not null, is added to the scaled
 /// scores, element (b, h, i, j) at b * mask_batch + h * mask_head + i * mask_row + j * mask_col. Backward
-/// writes gq, gk and gv with the row strides gq_row, gk_row and gv_row (each batch item's rows one after
-/// another): heads * dk and heads * dv for separate gradients, 3 * heads * dk for one packed q|k|v gradient.
+/// writes gq, gk and gv with the batch strides gq_batch, gk_batch, gv_batch and the row strides gq_row, gk_row,
+/// gv_row: rows of heads * dk and heads * dv for separate gradients, of 3 * heads * dk for one packed q|k|v
+/// gradient (whose q rows may be a single position of each batch item's L rows, batch stride L * 3 * heads * dk).
 template <typename T>
 struct AttentionArgs {
   int64_t batch = 0, heads = 0, lq = 0, lk = 0, dk = 0, dv = 0;
   int64_t q_batch = 0, q_row = 0, k_batch = 0, k_row = 0, v_batch = 0, v_row = 0;
-  int64_t gq_row = 0, gk_row = 0, gv_row = 0;
+  int64_t gq_batch = 0, gq_row = 0, gk_batch = 0, gk_row = 0, gv_batch = 0, gv_row = 0;
   const T* mask = nullptr;
   int64_t mask_batch = 0, mask_head = 0, mask_row = 0, mask_col = 0;
   T scale = 1;

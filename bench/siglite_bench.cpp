@@ -204,15 +204,25 @@ double image_tower_forward_flops(const models::VisionConfig& v, int64_t batch) {
   return fwd;
 }
 
+/// GEMM FLOPs of the text tower's forward pass as siglite runs it: its last layer computes the pooled
+/// position alone, so there q, k and v run on every token but the attention products, the output
+/// projection and the MLP on one per sequence; then the text head.
+double text_tower_forward_flops(const models::TextConfig& t, int64_t batch) {
+  const int64_t len = t.max_position_embeddings;
+  const double d = double(t.hidden_size), rows = double(batch);
+  double fwd = 2.0 * rows * d * double(t.projection_size);  // text head
+  if (t.num_hidden_layers == 0) return fwd;
+  fwd += tower_forward_flops(batch, len, t.hidden_size, t.intermediate_size, t.num_hidden_layers - 1);
+  fwd += 2.0 * rows * double(len) * 3.0 * d * d;  // last layer: q, k, v
+  fwd += 2.0 * rows * (d * d + 2.0 * d * double(t.intermediate_size)) + 2.0 * 2.0 * rows * double(len) * d;
+  return fwd;
+}
+
 /// GEMM FLOPs of one training step (forward, then backward at twice the forward): both towers, the
 /// patch embedding, the MAP head and the text head, and the loss's logits.
 double train_step_flops(const models::SiglipConfig& c, int64_t batch) {
-  const auto& t = c.text;
-  double fwd = image_tower_forward_flops(c.vision, batch) +
-               tower_forward_flops(batch, t.max_position_embeddings, t.hidden_size, t.intermediate_size,
-                                   t.num_hidden_layers);
-  fwd += 2.0 * double(batch) * double(t.hidden_size) * double(t.projection_size);  // text head
-  fwd += 2.0 * double(batch) * double(batch) * double(t.projection_size);  // logits
+  double fwd = image_tower_forward_flops(c.vision, batch) + text_tower_forward_flops(c.text, batch);
+  fwd += 2.0 * double(batch) * double(batch) * double(c.text.projection_size);  // logits
   return 3.0 * fwd;
 }
 

@@ -83,6 +83,14 @@ TEST_CASE("errors: mismatched shapes in ops", "[errors]") {
   CHECK_THROWS_WITH(multi_head_attention_packed(TF::zeros({3, 6}), 1), Contains("[3,6]"));
   CHECK_THROWS_WITH(multi_head_attention_packed(x3, 4), Contains("multi_head_attention_packed") && Contains("4 heads"));
   CHECK_THROWS_WITH(multi_head_attention_packed(x3, 1, TF::zeros({2, 3, 2})), Contains("mask") && Contains("[2,3,2]"));
+  CHECK_THROWS_WITH(multi_head_attention_packed_at(x3, 3, 1), Contains("multi_head_attention_packed_at") &&
+                                                              Contains("position 3") && Contains("[2,3,6]"));
+  CHECK_THROWS_WITH(multi_head_attention_packed_at(x3, -1, 1), Contains("position -1"));
+  CHECK_THROWS_WITH(multi_head_attention_packed_at(x3, 0, 4), Contains("4 heads"));
+  CHECK_THROWS_WITH(multi_head_attention_packed_at(x3, 0, 1, TF::zeros({2, 1, 2, 3})),
+                    Contains("mask") && Contains("[2,1,2,3]") && Contains("[2,1,3,3]"));
+  CHECK_THROWS_WITH(multi_head_attention_packed_at(x3, 0, 1, TF::zeros({2, 1, 1, 2})),
+                    Contains("mask") && Contains("[2,1,1,2]"));
   CHECK_THROWS_WITH(linear(x3, TF::zeros({4, 5})), Contains("linear") && Contains("[4,5]"));
   CHECK_THROWS_WITH(linear(x3, TF::zeros({6})), Contains("linear") && Contains("[out, in]"));
   CHECK_THROWS_WITH(linear(x3, TF::zeros({4, 6}), TF::zeros({5})), Contains("bias") && Contains("[5]"));

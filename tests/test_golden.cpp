@@ -193,6 +193,9 @@ const std::map<std::string, Op>& ops() {
       {"multi_head_attention_packed", op(F::NN, [](auto& a) {
          return multi_head_attention_packed(a.in("qkv"), a.integer("heads"), {}, a.maybe_num("scale"));
        })},
+      {"multi_head_attention_packed_at", op(F::NN, [](auto& a) {
+         return multi_head_attention_packed_at(a.in("qkv"), a.integer("at"), a.integer("heads"), {}, a.maybe_num("scale"));
+       })},
       {"linear", op(F::Matmul, [](auto& a) { return linear(a.in("x"), a.in("weight"), a.optional("bias")); })},
       {"linear_gelu", op(F::Matmul, [](auto& a) {
          return linear_gelu(a.in("x"), a.in("weight"), a.optional("bias"), gelu_approx(a.text("approximate")));

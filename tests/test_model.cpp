@@ -128,6 +128,35 @@ TEST_CASE("model: each layer matches its HF counterpart", "[model][golden]") {
   const auto& text1 = *text.encoder->layers->items()[1];
   check("text_model.encoder.layers.1", text1, [&](const auto& x) { return text1.forward(x); });
   check("text_model.head", *text.head, [&](const auto& x) { return text.head->forward(x); });
+
+  // The last text layer as the tower runs it, at the pooled position only: that row of the reference output, and
+  // the gradients of the whole layer with the other rows' cotangent zero.
+  const std::string key = "layer.text_model.encoder.layers.1";
+  const Tensor<double> x = convert<double>(golden.at(key + ".input")).set_requires_grad();
+  const int64_t at = x.size(1) - 1;
+  const Tensor<double> cot = convert<double>(golden.at(key + ".cot"));
+  const Tensor<double> cot_at = cot.slice(1, at, at + 1).contiguous();
+  const auto grads = [&](const Tensor<double>& y, const Tensor<double>& c) {
+    model->zero_grad();
+    x.zero_grad();
+    sum(y * c).backward();
+    std::vector<std::vector<double>> g{x.grad().to_vector()};
+    for (const auto& [name, p] : params_of(text1)) g.push_back(p.grad().to_vector());
+    return g;
+  };
+  const Tensor<double> one = text1.forward_at(x, at);
+  expect_close("forward_at output", one, golden.at(key + ".output").slice(1, at, at + 1), 1e-7, 1e-6);
+  const auto got = grads(one, cot_at);
+  std::vector<double> only(static_cast<size_t>(x.size(1)), 0.0);
+  only[static_cast<size_t>(at)] = 1;
+  const auto want = grads(text1.forward(x), cot * Tensor<double>::from_vector(only, {1, x.size(1), 1}));
+  REQUIRE(got.size() == want.size());
+  for (size_t t = 0; t < got.size(); ++t)
+    for (size_t i = 0; i < got[t].size(); ++i) CHECK(got[t][i] == Approx(want[t][i]).margin(1e-12));
+  const std::vector<double> encoded = text.encoder->forward(x).slice(1, at, at + 1).contiguous().to_vector();
+  const std::vector<double> encoded_at = text.encoder->forward_at(x, at).to_vector();
+  REQUIRE(encoded_at.size() == encoded.size());
+  for (size_t i = 0; i < encoded.size(); ++i) CHECK(encoded_at[i] == Approx(encoded[i]).margin(1e-12));
 }
 
 TEST_CASE("model: every HF SiglipModel name and shape, and nothing else", "[model]") {
@@ -197,6 +226,8 @@ TEST_CASE("model: bad inputs", "[model][errors]") {
   CHECK_THROWS_WITH(model->vision_model->encoder->layers->items()[0]->self_attn->forward(Tensor<float>::zeros({2, 16})),
                     Contains("SelfAttention") && Contains("[2,16]"));
   CHECK_THROWS_WITH(model->text_model->head->forward(Tensor<float>::zeros({2, 15})), Contains("Linear") && Contains("[2,15]"));
+  CHECK_THROWS_WITH(model->text_model->encoder->forward_at(Tensor<float>::zeros({2, 6, 16}), 6),
+                    Contains("Encoder") && Contains("position 6") && Contains("[2,6,16]"));
 }
 
 TEST_CASE("model: the text attention mask hides padding", "[model]") {

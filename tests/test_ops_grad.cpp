@@ -148,6 +148,10 @@ TEST_CASE("gradcheck: multi-head attention and linear", "[gradcheck]") {
   expect_grads([](const Inputs& x) { return multi_head_attention_packed(x[0], 2); }, {leaf({2, 3, 12}, gen)});
   expect_grads([mask](const Inputs& x) { return multi_head_attention_packed(x[0].transpose(0, 1), 2, mask, 0.6); },
                {leaf({5, 2, 12}, gen)});
+  expect_grads([](const Inputs& x) { return multi_head_attention_packed_at(x[0], 2, 2); }, {leaf({2, 3, 12}, gen)});
+  const TD row_mask = TD::uniform({2, 1, 5, 5}, gen, -1, 1);  // a different mask for each query row
+  expect_grads([row_mask](const Inputs& x) { return multi_head_attention_packed_at(x[0], 1, 2, row_mask, 0.6); },
+               {leaf({2, 5, 12}, gen)});
   expect_grads([](const Inputs& x) { return linear(x[0], x[1], x[2]); },
                {leaf({2, 3, 4}, gen), leaf({5, 4}, gen), leaf({5}, gen)});
   expect_grads([](const Inputs& x) { return linear(x[0].t(), x[1]); }, {leaf({4, 3}, gen), leaf({2, 4}, gen)});
@@ -191,6 +195,27 @@ TEST_CASE("multi_head_attention, on separate or packed q, k, v, equals scaled_do
   for (size_t i = 0; i < ap.size(); ++i) CHECK(ap[i] == Approx(e[i]).margin(1e-12));
   for (size_t t = 0; t < 3; ++t)
     for (size_t i = 0; i < got_packed[t].size(); ++i) CHECK(got_packed[t][i] == Approx(want[t][i]).margin(1e-12));
+  // At one query position: that row of the whole, and its gradients, for a mask on the keys and for one that
+  // differs by query row.
+  const TD row_mask = TD::randn({b, 1, l, l}, gen);
+  for (const TD& m : {mask, row_mask})
+    for (int64_t at = 0; at < l; ++at) {
+      INFO("position " << at << ", mask " << m.shape());
+      const TD whole = multi_head_attention_packed(concat<double>({q, k, v}, 2), heads, m).slice(1, at, at + 1);
+      const TD one = multi_head_attention_packed_at(concat<double>({q, k, v}, 2), at, heads, m);
+      REQUIRE(one.shape() == Shape{b, 1, heads * d});
+      const TD cot_at = TD::randn(one.shape(), gen);
+      const auto grads_at = [&](const TD& y) {
+        for (const TD* x : {&q, &k, &v}) x->zero_grad();
+        sum(y * cot_at).backward();
+        return std::vector<std::vector<double>>{q.grad().to_vector(), k.grad().to_vector(), v.grad().to_vector()};
+      };
+      const auto want_at = grads_at(whole), got_at = grads_at(one);
+      const auto w = whole.to_vector(), o = one.to_vector();
+      for (size_t i = 0; i < o.size(); ++i) CHECK(o[i] == Approx(w[i]).margin(1e-12));
+      for (size_t t = 0; t < 3; ++t)
+        for (size_t i = 0; i < got_at[t].size(); ++i) CHECK(got_at[t][i] == Approx(want_at[t][i]).margin(1e-12));
+    }
 }
 
 TEST_CASE("gradcheck: views", "[gradcheck]") {

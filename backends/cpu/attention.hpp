@@ -70,8 +70,8 @@ void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const 
 }
 
 /// Gradients of attention_forward from the output gradient gout [batch, lq, heads * dv] (contiguous):
-/// gq [batch, lq, .], gk [batch, lk, .], gv [batch, lk, .] with rows a.gq_row, a.gk_row, a.gv_row apart, head h
-/// in its columns as in q, k, v; overwritten, and any of them may be null.
+/// gq [batch, lq, .], gk [batch, lk, .], gv [batch, lk, .] with the batch and row strides of `a` (a.gq_batch,
+/// a.gq_row, ...), head h in its columns as in q, k, v; overwritten, and any of them may be null.
 template <typename T>
 void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, const T* p, const T* gout,
                         T* gq, T* gk, T* gv) {
@@ -88,7 +88,7 @@ void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const
       const T* pp = p + pair * a.lq * a.lk;               // [lq, lk]
       const T* go = gout + b * a.lq * v_row + h * a.dv;   // [lq, dv], rows v_row apart
       if (gv)
-        pair_gemm(true, false, a.lk, a.dv, a.lq, pp, a.lk, go, v_row, gv + b * a.lk * a.gv_row + h * a.dv, a.gv_row);
+        pair_gemm(true, false, a.lk, a.dv, a.lq, pp, a.lk, go, v_row, gv + b * a.gv_batch + h * a.dv, a.gv_row);
       if (!gq && !gk) continue;
       // dS = P .* (dP - rowsum(dP .* P)) * scale, with dP = gout v^T.
       pair_gemm(false, true, a.lq, a.lk, a.dv, go, v_row, vp, a.v_row, ds.data(), a.lk);
@@ -98,10 +98,10 @@ void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const
         ds.row(i) = (pm.row(i).array() * (ds.row(i).array() - dot) * a.scale).matrix();
       }
       if (gq)
-        pair_gemm(false, false, a.lq, a.dk, a.lk, ds.data(), a.lk, kp, a.k_row, gq + b * a.lq * a.gq_row + h * a.dk,
+        pair_gemm(false, false, a.lq, a.dk, a.lk, ds.data(), a.lk, kp, a.k_row, gq + b * a.gq_batch + h * a.dk,
                   a.gq_row);
       if (gk)
-        pair_gemm(true, false, a.lk, a.dk, a.lq, ds.data(), a.lk, qp, a.q_row, gk + b * a.lk * a.gk_row + h * a.dk,
+        pair_gemm(true, false, a.lk, a.dk, a.lq, ds.data(), a.lk, qp, a.q_row, gk + b * a.gk_batch + h * a.dk,
                   a.gk_row);
     }
   });

@@ -331,6 +331,12 @@ case("mha_packed", "multi_head_attention_packed",
 case("mha_packed_strided_scale", "multi_head_attention_packed",
      lambda qkv, heads, scale: multi_head_attention(*qkv.chunk(3, -1), heads=heads, scale=scale),
      lambda r: [inp("qkv", r.randn(3, 2, 12), permute=[1, 0, 2])], heads=2, scale=0.7)
+case("mha_packed_at_last", "multi_head_attention_packed_at",
+     lambda qkv, at, heads, scale: multi_head_attention(*qkv.chunk(3, -1), heads=heads, scale=scale)[:, at:at + 1],
+     lambda r: [inp("qkv", r.randn(2, 4, 18))], at=3, heads=3, scale=None)
+case("mha_packed_at_strided_scale", "multi_head_attention_packed_at",
+     lambda qkv, at, heads, scale: multi_head_attention(*qkv.chunk(3, -1), heads=heads, scale=scale)[:, at:at + 1],
+     lambda r: [inp("qkv", r.randn(3, 2, 12), permute=[1, 0, 2])], at=1, heads=2, scale=0.7)
 
 # ---- linear: x @ weight^T + bias ----
 case("linear_bias", "linear", F.linear,

@@ -139,9 +139,10 @@ class TextTransformer : public Module<T> {
       for (size_t i = 0; i < keep.size(); ++i) add[i] = keep[i] ? T(0) : -std::numeric_limits<T>::infinity();
       mask = Tensor<T>::from_vector(add, {ids.size(0), 1, 1, ids.size(1)});
     }
-    const Tensor<T> tokens = final_layer_norm->forward(encoder->forward(embeddings->forward(ids), mask));
-    const int64_t len = ids.size(1), pos = c.pooling == "last" ? len - 1 : 0;
-    return head->forward(tokens.slice(1, pos, pos + 1).reshape({ids.size(0), c.hidden_size}));
+    // Only the pooled position's output is used: the last layer computes that one alone.
+    const int64_t pos = c.pooling == "last" ? ids.size(1) - 1 : 0;
+    const Tensor<T> pooled = final_layer_norm->forward(encoder->forward_at(embeddings->forward(ids), pos, mask));
+    return head->forward(pooled.reshape({ids.size(0), c.hidden_size}));
   }
 
   const TextConfig& config() const { return config_; }

@@ -108,17 +108,28 @@ class SelfAttention : public Module<T> {
 
   /// x [B, L, D]; mask (optional, additive) broadcasts to [B, heads, L, L].
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& mask = {}) const {
-    SIGLITE_CHECK(x.dim() == 3, "SelfAttention: input of shape ", x.shape(), " is not [batch, length, width]");
-    SIGLITE_CHECK(x.size(2) == q_proj->weight.size(1), "SelfAttention: input of shape ", x.shape(),
-                  " for a layer of width ", q_proj->weight.size(1));
-    const Tensor<T> w = concat<T>({q_proj->weight, k_proj->weight, v_proj->weight}, 0);
-    const Tensor<T> b = concat<T>({q_proj->bias, k_proj->bias, v_proj->bias}, 0);
-    return out_proj->forward(multi_head_attention_packed(linear(x, w, b), heads_, mask));
+    return out_proj->forward(multi_head_attention_packed(packed_qkv(x), heads_, mask));
+  }
+
+  /// forward(x, mask) at position `at` only, [B, 1, D]: q, k and v of every position (one GEMM, as in forward;
+  /// the keys and values need them all), then attention and the output projection for one.
+  Tensor<T> forward_at(const Tensor<T>& x, int64_t at, const Tensor<T>& mask = {}) const {
+    return out_proj->forward(multi_head_attention_packed_at(packed_qkv(x), at, heads_, mask));
   }
 
   std::shared_ptr<Linear<T>> q_proj, k_proj, v_proj, out_proj;
 
  private:
+  /// [B, L, 3D]: q, k and v side by side, one GEMM on the stacked weights.
+  Tensor<T> packed_qkv(const Tensor<T>& x) const {
+    SIGLITE_CHECK(x.dim() == 3, "SelfAttention: input of shape ", x.shape(), " is not [batch, length, width]");
+    SIGLITE_CHECK(x.size(2) == q_proj->weight.size(1), "SelfAttention: input of shape ", x.shape(),
+                  " for a layer of width ", q_proj->weight.size(1));
+    const Tensor<T> w = concat<T>({q_proj->weight, k_proj->weight, v_proj->weight}, 0);
+    const Tensor<T> b = concat<T>({q_proj->bias, k_proj->bias, v_proj->bias}, 0);
+    return linear(x, w, b);
+  }
+
   int64_t heads_;
 };
 
@@ -134,6 +145,13 @@ class EncoderLayer : public Module<T> {
   }
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& mask = {}) const {
     const Tensor<T> h = x + self_attn->forward(layer_norm1->forward(x), mask);
+    return h + mlp->forward(layer_norm2->forward(h));
+  }
+
+  /// forward(x, mask) at position `at` only, [B, 1, D]: every position feeds the attention's keys and values;
+  /// the query, the output projection and the MLP run on one.
+  Tensor<T> forward_at(const Tensor<T>& x, int64_t at, const Tensor<T>& mask = {}) const {
+    const Tensor<T> h = x.slice(1, at, at + 1) + self_attn->forward_at(layer_norm1->forward(x), at, mask);
     return h + mlp->forward(layer_norm2->forward(h));
   }
 
@@ -167,6 +185,17 @@ class Encoder : public Module<T> {
   Tensor<T> forward(Tensor<T> x, const Tensor<T>& mask = {}) const {
     for (const auto& layer : layers->items()) x = layer->forward(x, mask);
     return x;
+  }
+
+  /// forward(x, mask) at position `at` only, [B, 1, D], for a tower pooled at one token: the last layer
+  /// runs EncoderLayer::forward_at, skipping the work no other position's output needs.
+  Tensor<T> forward_at(Tensor<T> x, int64_t at, const Tensor<T>& mask = {}) const {
+    SIGLITE_CHECK(x.dim() == 3 && at >= 0 && at < x.size(1), "Encoder: position ", at, " is outside the input of shape ",
+                  x.shape());
+    const auto& all = layers->items();
+    if (all.empty()) return x.slice(1, at, at + 1);
+    for (size_t i = 0; i + 1 < all.size(); ++i) x = all[i]->forward(x, mask);
+    return all.back()->forward_at(x, at, mask);
   }
 
   std::shared_ptr<ModuleList<T, EncoderLayer<T>>> layers;

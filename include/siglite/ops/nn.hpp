@@ -2,6 +2,7 @@
 // layer_norm, l2_normalize, scaled dot-product attention, multi-head attention (on separate or packed q, k, v);
 // and dropout.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <utility>
@@ -216,6 +217,9 @@ kernels::AttentionArgs<T> attention_args(const char* op, const Tensor<T>& q, con
   a.v_row = v.strides()[1];
   a.gq_row = a.gk_row = heads * a.dk;
   a.gv_row = heads * a.dv;
+  a.gq_batch = lq * a.gq_row;
+  a.gk_batch = lk * a.gk_row;
+  a.gv_batch = lk * a.gv_row;
   a.scale = static_cast<T>(scale.value_or(1.0 / std::sqrt(static_cast<double>(a.dk))));
   return a;
 }
@@ -266,6 +270,50 @@ Tensor<T> multi_head_attention(const Tensor<T>& q, const Tensor<T>& k, const Ten
                 });
 }
 
+namespace detail {
+
+/// Self-attention on packed projections qkv [B, L, 3 * H * d], for the queries of all L positions (at < 0) or
+/// of position `at` only. One [B, L, 3 * H * d] gradient, written in place.
+template <typename T>
+Tensor<T> packed_attention(const char* op, const Tensor<T>& qkv, int64_t at, int64_t heads, const Tensor<T>& mask,
+                           std::optional<double> scale) {
+  SIGLITE_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0, op, ": input of shape ", qkv.shape(),
+                " is not [batch, length, 3 * heads * head_dim]");
+  const Tensor<T> xs = qkv.detach().contiguous();
+  const int64_t len = xs.size(1), w = xs.size(2) / 3, row = 3 * w, q_offset = std::max<int64_t>(at, 0) * row;
+  Tensor<T> query_mask = mask;
+  if (at >= 0) {
+    SIGLITE_CHECK(at < len, op, ": position ", at, " is outside the ", len, " positions of ", qkv.shape());
+    // The mask broadcasts to [B, H, L, L] as for every query; only row `at` of it applies.
+    const size_t r = mask.defined() ? mask.dim() : 0;
+    if (r >= 2 && mask.size(r - 2) != 1) {
+      SIGLITE_CHECK(mask.size(r - 2) == len, op, ": mask of shape ", mask.shape(), " does not broadcast to the scores ",
+                    Shape{xs.size(0), heads, len, len});
+      query_mask = mask.slice(static_cast<int64_t>(r - 2), at, at + 1);
+    }
+  }
+  const Tensor<T> qs = (at >= 0 ? xs.slice(1, at, at + 1) : xs).slice(2, 0, w), ks = xs.slice(2, w, 2 * w),
+                  vs = xs.slice(2, 2 * w, 3 * w);
+  Tensor<T> m;
+  kernels::AttentionArgs<T> a = attention_args(op, qs, ks, vs, heads, query_mask, scale, m);
+  const auto [p, out] = attention_run(a, qs, ks, vs);
+  a.mask = nullptr;
+  a.gq_row = a.gk_row = a.gv_row = row;
+  a.gq_batch = a.gk_batch = a.gv_batch = len * row;
+  return record(op, out, {qkv}, [xs, p = p, a, w, at, q_offset](const Tensor<T>& g, const std::vector<bool>&) {
+    const Tensor<T> gc = g.contiguous();
+    // With one query position, the q columns of the other rows get no gradient.
+    Tensor<T> gx = at >= 0 ? Tensor<T>::zeros(xs.shape(), xs.device()) : Tensor<T>::empty(xs.shape(), xs.device());
+    const T* x = xs.data();
+    T* gp = gx.data();
+    kernels::attention_backward(xs.device(), a, x + q_offset, x + w, x + 2 * w, p.data(), gc.data(), gp + q_offset,
+                                gp + w, gp + 2 * w);
+    return std::vector<Tensor<T>>{gx};
+  });
+}
+
+}  // namespace detail
+
 /// Self-attention on packed projections: qkv [B, L, 3 * H * d] holds q, k and v side by side in each row (one
 /// GEMM with the three projections' weights stacked makes it). The same as multi_head_attention on its three
 /// column blocks, with one [B, L, 3 * H * d] gradient written in place: no gradients of separate q, k and v to
@@ -273,25 +321,18 @@ Tensor<T> multi_head_attention(const Tensor<T>& q, const Tensor<T>& k, const Ten
 template <typename T>
 Tensor<T> multi_head_attention_packed(const Tensor<T>& qkv, int64_t heads, const Tensor<T>& mask = {},
                                       std::optional<double> scale = std::nullopt) {
-  const char* op = "multi_head_attention_packed";
-  SIGLITE_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0, op, ": input of shape ", qkv.shape(),
-                " is not [batch, length, 3 * heads * head_dim]");
-  const Tensor<T> xs = qkv.detach().contiguous();
-  const int64_t w = xs.size(2) / 3;
-  const Tensor<T> qs = xs.slice(2, 0, w), ks = xs.slice(2, w, 2 * w), vs = xs.slice(2, 2 * w, 3 * w);
-  Tensor<T> m;
-  kernels::AttentionArgs<T> a = detail::attention_args(op, qs, ks, vs, heads, mask, scale, m);
-  const auto [p, out] = detail::attention_run(a, qs, ks, vs);
-  a.mask = nullptr;
-  a.gq_row = a.gk_row = a.gv_row = 3 * w;
-  return record(op, out, {qkv}, [xs, p = p, a, w](const Tensor<T>& g, const std::vector<bool>&) {
-    const Tensor<T> gc = g.contiguous();
-    Tensor<T> gx = Tensor<T>::empty(xs.shape(), xs.device());
-    const T* x = xs.data();
-    kernels::attention_backward(xs.device(), a, x, x + w, x + 2 * w, p.data(), gc.data(), gx.data(), gx.data() + w,
-                                gx.data() + 2 * w);
-    return std::vector<Tensor<T>>{gx};
-  });
+  return detail::packed_attention("multi_head_attention_packed", qkv, -1, heads, mask, scale);
+}
+
+/// multi_head_attention_packed's output at position `at` only, [B, 1, H * d]: that position's query attends over
+/// every position's key and value, at 1/L of the attention work. The same as
+/// multi_head_attention_packed(qkv, heads, mask, scale).slice(1, at, at + 1); the mask broadcasts to [B, H, L, L]
+/// as there, and its row `at` applies. What the last layer of a tower pooled at one token needs.
+template <typename T>
+Tensor<T> multi_head_attention_packed_at(const Tensor<T>& qkv, int64_t at, int64_t heads, const Tensor<T>& mask = {},
+                                         std::optional<double> scale = std::nullopt) {
+  SIGLITE_CHECK(at >= 0, "multi_head_attention_packed_at: position ", at, " is negative");
+  return detail::packed_attention("multi_head_attention_packed_at", qkv, at, heads, mask, scale);
 }
 
 /// Zeroes each element with probability p and scales the rest by 1/(1-p) in training; the
