@@ -177,24 +177,26 @@ TEST_CASE("multi_head_attention, on separate or packed q, k, v, equals scaled_do
   const TD ref = scaled_dot_product_attention(split(q), split(k), split(v), mask).permute({0, 2, 1, 3}).reshape({b, l, heads * d});
   const TD out = multi_head_attention(q, k, v, heads, mask);
   REQUIRE(out.shape() == ref.shape());
-  const TD cot = TD::randn(out.shape(), gen);
-  const auto grads = [&](const TD& y) {
+  using Grads = std::vector<std::vector<double>>;
+  const auto grads = [&](const TD& y, const TD& cot) {
     for (const TD* x : {&q, &k, &v}) x->zero_grad();
     sum(y * cot).backward();
-    return std::vector<std::vector<double>>{q.grad().to_vector(), k.grad().to_vector(), v.grad().to_vector()};
+    return Grads{q.grad().to_vector(), k.grad().to_vector(), v.grad().to_vector()};
   };
-  const auto want = grads(ref), got = grads(out);
-  const auto a = out.to_vector(), e = ref.to_vector();
-  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(e[i]).margin(1e-12));
-  for (size_t t = 0; t < 3; ++t)
-    for (size_t i = 0; i < got[t].size(); ++i) CHECK(got[t][i] == Approx(want[t][i]).margin(1e-12));
+  // got agrees with want's values and with its gradients of q, k and v for the cotangent cot.
+  const auto expect_same = [&](const TD& got, const TD& cot, const std::vector<double>& want, const Grads& want_grads) {
+    const Grads g = grads(got, cot);
+    const auto a = got.to_vector();
+    for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(want[i]).margin(1e-12));
+    for (size_t t = 0; t < 3; ++t)
+      for (size_t i = 0; i < g[t].size(); ++i) CHECK(g[t][i] == Approx(want_grads[t][i]).margin(1e-12));
+  };
+  const TD cot = TD::randn(out.shape(), gen);
+  const Grads want = grads(ref, cot);
+  expect_same(out, cot, ref.to_vector(), want);
   const TD packed = multi_head_attention_packed(concat<double>({q, k, v}, 2), heads, mask);
   REQUIRE(packed.shape() == ref.shape());
-  const auto got_packed = grads(packed);
-  const auto ap = packed.to_vector();
-  for (size_t i = 0; i < ap.size(); ++i) CHECK(ap[i] == Approx(e[i]).margin(1e-12));
-  for (size_t t = 0; t < 3; ++t)
-    for (size_t i = 0; i < got_packed[t].size(); ++i) CHECK(got_packed[t][i] == Approx(want[t][i]).margin(1e-12));
+  expect_same(packed, cot, ref.to_vector(), want);
   // At one query position: that row of the whole, and its gradients, for a mask on the keys and for one that
   // differs by query row.
   const TD row_mask = TD::randn({b, 1, l, l}, gen);
@@ -205,16 +207,7 @@ TEST_CASE("multi_head_attention, on separate or packed q, k, v, equals scaled_do
       const TD one = multi_head_attention_packed_at(concat<double>({q, k, v}, 2), at, heads, m);
       REQUIRE(one.shape() == Shape{b, 1, heads * d});
       const TD cot_at = TD::randn(one.shape(), gen);
-      const auto grads_at = [&](const TD& y) {
-        for (const TD* x : {&q, &k, &v}) x->zero_grad();
-        sum(y * cot_at).backward();
-        return std::vector<std::vector<double>>{q.grad().to_vector(), k.grad().to_vector(), v.grad().to_vector()};
-      };
-      const auto want_at = grads_at(whole), got_at = grads_at(one);
-      const auto w = whole.to_vector(), o = one.to_vector();
-      for (size_t i = 0; i < o.size(); ++i) CHECK(o[i] == Approx(w[i]).margin(1e-12));
-      for (size_t t = 0; t < 3; ++t)
-        for (size_t i = 0; i < got_at[t].size(); ++i) CHECK(got_at[t][i] == Approx(want_at[t][i]).margin(1e-12));
+      expect_same(one, cot_at, whole.to_vector(), grads(whole, cot_at));
     }
 }
 
