@@ -3,6 +3,7 @@
 // that tests/reference/make_model_golden.py writes.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <limits>
 #include <siglite/io/checkpoint.hpp>
 #include <siglite/loss/sigmoid.hpp>
 #include <siglite/siglite.hpp>
@@ -136,27 +137,72 @@ TEST_CASE("model: each layer matches its HF counterpart", "[model][golden]") {
   const int64_t at = x.size(1) - 1;
   const Tensor<double> cot = convert<double>(golden.at(key + ".cot"));
   const Tensor<double> cot_at = cot.slice(1, at, at + 1).contiguous();
-  const auto grads = [&](const Tensor<double>& y, const Tensor<double>& c) {
+  // Gradients of sum(y * c) with respect to x and module's parameters.
+  const auto grads = [&](const nn::Module<double>& module, const Tensor<double>& y, const Tensor<double>& c) {
     model->zero_grad();
     x.zero_grad();
     sum(y * c).backward();
     std::vector<std::vector<double>> g{x.grad().to_vector()};
-    for (const auto& [name, p] : params_of(text1)) g.push_back(p.grad().to_vector());
+    for (const auto& [name, p] : params_of(module)) g.push_back(p.grad().to_vector());
     return g;
+  };
+  const auto expect_same = [](const std::vector<std::vector<double>>& got, const std::vector<std::vector<double>>& want) {
+    REQUIRE(got.size() == want.size());
+    for (size_t t = 0; t < got.size(); ++t)
+      for (size_t i = 0; i < got[t].size(); ++i) CHECK(got[t][i] == Approx(want[t][i]).margin(1e-12));
   };
   const Tensor<double> one = text1.forward_at(x, at);
   expect_close("forward_at output", one, golden.at(key + ".output").slice(1, at, at + 1), 1e-7, 1e-6);
-  const auto got = grads(one, cot_at);
   std::vector<double> only(static_cast<size_t>(x.size(1)), 0.0);
   only[static_cast<size_t>(at)] = 1;
-  const auto want = grads(text1.forward(x), cot * Tensor<double>::from_vector(only, {1, x.size(1), 1}));
-  REQUIRE(got.size() == want.size());
-  for (size_t t = 0; t < got.size(); ++t)
-    for (size_t i = 0; i < got[t].size(); ++i) CHECK(got[t][i] == Approx(want[t][i]).margin(1e-12));
-  const std::vector<double> encoded = text.encoder->forward(x).slice(1, at, at + 1).contiguous().to_vector();
-  const std::vector<double> encoded_at = text.encoder->forward_at(x, at).to_vector();
-  REQUIRE(encoded_at.size() == encoded.size());
-  for (size_t i = 0; i < encoded.size(); ++i) CHECK(encoded_at[i] == Approx(encoded[i]).margin(1e-12));
+  expect_same(grads(text1, one, cot_at),
+              grads(text1, text1.forward(x), cot * Tensor<double>::from_vector(only, {1, x.size(1), 1})));
+
+  // The whole encoder at every position, with the last key of the last item masked: forward_at against the slice
+  // of forward, in value and in every gradient.
+  std::vector<double> pad(static_cast<size_t>(x.size(0) * x.size(1)), 0.0);
+  pad.back() = -std::numeric_limits<double>::infinity();
+  const Tensor<double> mask = Tensor<double>::from_vector(pad, {x.size(0), 1, 1, x.size(1)});
+  Generator gen(3);
+  for (int64_t pos = 0; pos < x.size(1); ++pos) {
+    INFO("position " << pos);
+    const Tensor<double> whole = text.encoder->forward(x, mask).slice(1, pos, pos + 1);
+    const Tensor<double> part = text.encoder->forward_at(x, pos, mask);
+    expect_same({part.to_vector()}, {whole.contiguous().to_vector()});
+    const Tensor<double> c = Tensor<double>::randn(part.shape(), gen);
+    expect_same(grads(*text.encoder, part, c), grads(*text.encoder, whole, c));
+  }
+}
+
+TEST_CASE("model: the text tower pools the first or the last position, as the full encoder's output sliced there",
+          "[model]") {
+  models::TextConfig c;
+  c.vocab_size = 11;
+  c.hidden_size = 8;
+  c.intermediate_size = 16;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 2;
+  c.max_position_embeddings = 5;
+  c.projection_size = 6;
+  Generator gen(4);
+  const Tensor<int64_t> ids = Tensor<int64_t>::from_vector({3, 7, 2, 1, 1, 4, 9, 1, 1, 1}, {2, 5});
+  const Tensor<int64_t> keep = Tensor<int64_t>::from_vector({1, 1, 1, 1, 0, 1, 1, 1, 0, 0}, {2, 5});
+  for (const std::string pooling : {"first", "last"}) {
+    c.pooling = pooling;
+    const models::TextTransformer<double> text(c, gen);
+    const int64_t pos = pooling == "last" ? 4 : 0;
+    for (const Tensor<int64_t>& attention_mask : {Tensor<int64_t>(), keep}) {
+      INFO("pooling " << pooling << (attention_mask.defined() ? ", with an attention mask" : ""));
+      const double off = -std::numeric_limits<double>::infinity();
+      Tensor<double> mask;
+      if (attention_mask.defined()) mask = Tensor<double>::from_vector({0, 0, 0, 0, off, 0, 0, 0, off, off}, {2, 1, 1, 5});
+      const Tensor<double> tokens = text.final_layer_norm->forward(text.encoder->forward(text.embeddings->forward(ids), mask));
+      const std::vector<double> want = text.head->forward(tokens.slice(1, pos, pos + 1).reshape({2, 8})).to_vector();
+      const std::vector<double> got = text.forward(ids, attention_mask).to_vector();
+      REQUIRE(got.size() == want.size());
+      for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-12));
+    }
+  }
 }
 
 TEST_CASE("model: every HF SiglipModel name and shape, and nothing else", "[model]") {
@@ -228,6 +274,8 @@ TEST_CASE("model: bad inputs", "[model][errors]") {
   CHECK_THROWS_WITH(model->text_model->head->forward(Tensor<float>::zeros({2, 15})), Contains("Linear") && Contains("[2,15]"));
   CHECK_THROWS_WITH(model->text_model->encoder->forward_at(Tensor<float>::zeros({2, 6, 16}), 6),
                     Contains("Encoder") && Contains("position 6") && Contains("[2,6,16]"));
+  CHECK_THROWS_WITH(model->text_model->encoder->forward_at(Tensor<float>::zeros({6, 16}), 0),
+                    Contains("Encoder") && Contains("[6,16]") && Contains("[batch, length, width]"));
 }
 
 TEST_CASE("model: the text attention mask hides padding", "[model]") {

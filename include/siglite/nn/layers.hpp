@@ -190,8 +190,8 @@ class Encoder : public Module<T> {
   /// forward(x, mask) at position `at` only, [B, 1, D], for a tower pooled at one token: the last layer
   /// runs EncoderLayer::forward_at, skipping the work no other position's output needs.
   Tensor<T> forward_at(Tensor<T> x, int64_t at, const Tensor<T>& mask = {}) const {
-    SIGLITE_CHECK(x.dim() == 3 && at >= 0 && at < x.size(1), "Encoder: position ", at, " is outside the input of shape ",
-                  x.shape());
+    SIGLITE_CHECK(x.dim() == 3, "Encoder: input of shape ", x.shape(), " is not [batch, length, width]");
+    SIGLITE_CHECK(at >= 0 && at < x.size(1), "Encoder: position ", at, " is outside the input of shape ", x.shape());
     const auto& all = layers->items();
     if (all.empty()) return x.slice(1, at, at + 1);
     for (size_t i = 0; i + 1 < all.size(); ++i) x = all[i]->forward(x, mask);
