@@ -185,12 +185,18 @@ double fma_peak_gflops() {
 #endif
 }
 
-/// Multiply-add FLOPs of one encoder tower's forward pass: the four attention projections, the MLP
-/// and the two attention products, per layer.
+/// Multiply-add FLOPs of one encoder layer's forward pass on `len` tokens a sequence, for the queries of
+/// `queries` of them: the q, k, v projection on every token; the two attention products, the output
+/// projection and the MLP on the queries.
+double layer_forward_flops(int64_t batch, int64_t len, int64_t queries, int64_t width, int64_t mlp) {
+  const double b = double(batch), d = double(width), q = double(queries);
+  return 2.0 * b * double(len) * 3.0 * d * d + 2.0 * b * q * (d * d + 2.0 * d * double(mlp)) +
+         2.0 * 2.0 * b * q * double(len) * d;
+}
+
+/// Multiply-add FLOPs of one encoder tower's forward pass: depth layers, every token a query.
 double tower_forward_flops(int64_t batch, int64_t len, int64_t width, int64_t mlp, int64_t depth) {
-  const double tokens = double(batch) * double(len), d = double(width);
-  const double per_layer = 2.0 * tokens * (4.0 * d * d + 2.0 * d * double(mlp)) + 2.0 * 2.0 * tokens * double(len) * d;
-  return double(depth) * per_layer;
+  return double(depth) * layer_forward_flops(batch, len, len, width, mlp);
 }
 
 /// GEMM FLOPs of the image tower's forward pass: the patch embedding, the encoder and the MAP head.
@@ -205,17 +211,13 @@ double image_tower_forward_flops(const models::VisionConfig& v, int64_t batch) {
 }
 
 /// GEMM FLOPs of the text tower's forward pass as siglite runs it: its last layer computes the pooled
-/// position alone, so there q, k and v run on every token but the attention products, the output
-/// projection and the MLP on one per sequence; then the text head.
+/// position alone (one query a sequence); then the text head.
 double text_tower_forward_flops(const models::TextConfig& t, int64_t batch) {
   const int64_t len = t.max_position_embeddings;
-  const double d = double(t.hidden_size), rows = double(batch);
-  double fwd = 2.0 * rows * d * double(t.projection_size);  // text head
+  double fwd = 2.0 * double(batch) * double(t.hidden_size) * double(t.projection_size);  // text head
   if (t.num_hidden_layers == 0) return fwd;
   fwd += tower_forward_flops(batch, len, t.hidden_size, t.intermediate_size, t.num_hidden_layers - 1);
-  fwd += 2.0 * rows * double(len) * 3.0 * d * d;  // last layer: q, k, v
-  fwd += 2.0 * rows * (d * d + 2.0 * d * double(t.intermediate_size)) + 2.0 * 2.0 * rows * double(len) * d;
-  return fwd;
+  return fwd + layer_forward_flops(batch, len, 1, t.hidden_size, t.intermediate_size);
 }
 
 /// GEMM FLOPs of one training step (forward, then backward at twice the forward): both towers, the

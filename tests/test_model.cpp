@@ -51,6 +51,12 @@ void expect_close(const std::string& what, const Tensor<T>& got, const Tensor<fl
   CHECK(bad == 0);
 }
 
+/// got and want equal to 1e-12, element by element: two computations of the same thing in double.
+void expect_same_values(const std::vector<double>& got, const std::vector<double>& want) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-12));
+}
+
 /// A module's parameters by the name they have inside it.
 template <typename T>
 std::map<std::string, Tensor<T>> params_of(const nn::Module<T>& m) {
@@ -148,8 +154,7 @@ TEST_CASE("model: each layer matches its HF counterpart", "[model][golden]") {
   };
   const auto expect_same = [](const std::vector<std::vector<double>>& got, const std::vector<std::vector<double>>& want) {
     REQUIRE(got.size() == want.size());
-    for (size_t t = 0; t < got.size(); ++t)
-      for (size_t i = 0; i < got[t].size(); ++i) CHECK(got[t][i] == Approx(want[t][i]).margin(1e-12));
+    for (size_t t = 0; t < got.size(); ++t) expect_same_values(got[t], want[t]);
   };
   const Tensor<double> one = text1.forward_at(x, at);
   expect_close("forward_at output", one, golden.at(key + ".output").slice(1, at, at + 1), 1e-7, 1e-6);
@@ -168,7 +173,7 @@ TEST_CASE("model: each layer matches its HF counterpart", "[model][golden]") {
     INFO("position " << pos);
     const Tensor<double> whole = text.encoder->forward(x, mask).slice(1, pos, pos + 1);
     const Tensor<double> part = text.encoder->forward_at(x, pos, mask);
-    expect_same({part.to_vector()}, {whole.contiguous().to_vector()});
+    expect_same_values(part.to_vector(), whole.contiguous().to_vector());
     const Tensor<double> c = Tensor<double>::randn(part.shape(), gen);
     expect_same(grads(*text.encoder, part, c), grads(*text.encoder, whole, c));
   }
@@ -197,10 +202,8 @@ TEST_CASE("model: the text tower pools the first or the last position, as the fu
       Tensor<double> mask;
       if (attention_mask.defined()) mask = Tensor<double>::from_vector({0, 0, 0, 0, off, 0, 0, 0, off, off}, {2, 1, 1, 5});
       const Tensor<double> tokens = text.final_layer_norm->forward(text.encoder->forward(text.embeddings->forward(ids), mask));
-      const std::vector<double> want = text.head->forward(tokens.slice(1, pos, pos + 1).reshape({2, 8})).to_vector();
-      const std::vector<double> got = text.forward(ids, attention_mask).to_vector();
-      REQUIRE(got.size() == want.size());
-      for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-12));
+      expect_same_values(text.forward(ids, attention_mask).to_vector(),
+                         text.head->forward(tokens.slice(1, pos, pos + 1).reshape({2, 8})).to_vector());
     }
   }
 }
