@@ -12,6 +12,10 @@
 //   siglite-bench loss --n 16384 --d 768 [--steps 3]            tiled loss forward + backward against the
 //       plain GEMMs it contains (the forward logits, then in backward the logits again and the two
 //       gradient products), and its peak memory beyond the inputs
+//   siglite-bench attention --batch 256 --len 64 --heads 3 [--head-dim 64] [--steps 10]   the packed
+//       self-attention op alone on random [batch, len, 3 * heads * head-dim] projections: forward without a
+//       graph, and forward + backward, each as seconds and GFLOP/s of its products (QK^T and PV, and in
+//       backward the four gradient products), against the threads' float multiply-add peak
 // Common: --threads N (OpenMP threads), --seed N. Every mode reports peak_rss_mib (the process's peak
 // resident set, getrusage).
 #include <sys/resource.h>
@@ -47,8 +51,9 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 constexpr const char* kUsage =
-    "usage: siglite-bench train|infer|loss [--preset NAME] [--batch N] [--steps N] [--warmup N] [--threads N]\n"
-    "                     [--seed N] [--n N] [--d N] [--tile N] [--save-init DIR]\n";
+    "usage: siglite-bench train|infer|loss|attention [--preset NAME] [--batch N] [--steps N] [--warmup N]\n"
+    "                     [--threads N] [--seed N] [--n N] [--d N] [--tile N] [--save-init DIR]\n"
+    "                     [--len N] [--heads N] [--head-dim N]\n";
 
 struct Args {
   std::string mode;
@@ -74,15 +79,16 @@ struct Args {
 };
 
 Args parse(int argc, char** argv) {
-  static const char* flags[] = {"preset", "batch", "steps", "warmup", "threads", "seed", "n", "d", "tile", "save-init"};
+  static const char* flags[] = {"preset", "batch", "steps", "warmup", "threads", "seed", "n", "d", "tile", "save-init",
+                                "len",    "heads", "head-dim"};
   Args a;
   if (argc < 2 || std::string(argv[1]) == "--help") {
     std::fputs(kUsage, stdout);
     std::exit(argc < 2 ? 2 : 0);
   }
   a.mode = argv[1];
-  if (a.mode != "train" && a.mode != "infer" && a.mode != "loss")
-    throw Error("siglite-bench: unknown mode '" + a.mode + "' (train, infer, loss)");
+  if (a.mode != "train" && a.mode != "infer" && a.mode != "loss" && a.mode != "attention")
+    throw Error("siglite-bench: unknown mode '" + a.mode + "' (train, infer, loss, attention)");
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
     bool known = false;
@@ -390,6 +396,39 @@ nlohmann::json bench_loss(const Args& a) {
           {"peak_beyond_inputs_mib", double(peak) / (1024.0 * 1024.0)}};
 }
 
+nlohmann::json bench_attention(const Args& a) {
+  const int64_t batch = a.num("batch", 256), len = a.num("len", 64), heads = a.num("heads", 3);
+  const int64_t head_dim = a.num("head-dim", 64), steps = a.num("steps", 10), warmup = a.num("warmup", 2);
+  if (batch < 1 || len < 1 || heads < 1 || head_dim < 1)
+    throw Error("siglite-bench attention: --batch, --len, --heads and --head-dim must be positive");
+  Generator gen(static_cast<uint64_t>(a.num("seed", 0)));
+  const Tensor<float> qkv = Tensor<float>::randn({batch, len, 3 * heads * head_dim}, gen).set_requires_grad();
+  const Tensor<float> grad = Tensor<float>::randn({batch, len, heads * head_dim}, gen);
+  const std::vector<double> forward = time_calls(warmup, steps, [&] {
+    NoGradGuard no_grad;
+    multi_head_attention_packed(qkv, heads);
+  });
+  const std::vector<double> both = time_calls(warmup, steps, [&] {
+    qkv.zero_grad();  // each call then stores its gradient afresh instead of adding it to the last one
+    backward(multi_head_attention_packed(qkv, heads), grad, false);
+  });
+  // Each (batch, head) pair: QK^T and PV forward, 2 * len^2 * head_dim multiply-adds each; backward twice that.
+  const double products = 2.0 * 2.0 * double(batch * heads) * double(len * len) * double(head_dim);
+  const double tf = median(forward), tb = median(both), peak = fma_peak_gflops();
+  return {{"mode", "attention"},
+          {"batch", batch},
+          {"len", len},
+          {"heads", heads},
+          {"head_dim", head_dim},
+          {"forward_seconds", forward},
+          {"forward_backward_seconds", both},
+          {"seconds", tb},
+          {"forward_gflops", products / tf / 1e9},
+          {"forward_backward_gflops", 3.0 * products / tb / 1e9},
+          {"fma_peak_gflops", peak},
+          {"forward_backward_peak_utilisation", peak > 0 ? 3.0 * products / tb / 1e9 / peak : 0.0}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -398,7 +437,10 @@ int main(int argc, char** argv) {
 #ifdef _OPENMP
     if (a.values.count("threads")) omp_set_num_threads(static_cast<int>(a.num("threads", 1)));
 #endif
-    nlohmann::json j = a.mode == "train" ? bench_train(a) : a.mode == "infer" ? bench_infer(a) : bench_loss(a);
+    nlohmann::json j = a.mode == "train"       ? bench_train(a)
+                       : a.mode == "infer"     ? bench_infer(a)
+                       : a.mode == "attention" ? bench_attention(a)
+                                               : bench_loss(a);
     j["threads"] = cpu::max_threads();
     j["peak_rss_mib"] = peak_rss_mib();
     std::printf("%s\n", j.dump().c_str());
