@@ -191,13 +191,19 @@ double fma_peak_gflops() {
 #endif
 }
 
+/// Multiply-add FLOPs of attention's two products, QK^T and PV, for `queries` queries a sequence over `len`
+/// keys, at a total head width of `width`.
+double attention_products_flops(int64_t batch, int64_t queries, int64_t len, int64_t width) {
+  return 2.0 * 2.0 * double(batch) * double(queries) * double(len) * double(width);
+}
+
 /// Multiply-add FLOPs of one encoder layer's forward pass on `len` tokens a sequence, for the queries of
 /// `queries` of them: the q, k, v projection on every token; the two attention products, the output
 /// projection and the MLP on the queries.
 double layer_forward_flops(int64_t batch, int64_t len, int64_t queries, int64_t width, int64_t mlp) {
   const double b = double(batch), d = double(width), q = double(queries);
   return 2.0 * b * double(len) * 3.0 * d * d + 2.0 * b * q * (d * d + 2.0 * d * double(mlp)) +
-         2.0 * 2.0 * b * q * double(len) * d;
+         attention_products_flops(batch, queries, len, width);
 }
 
 /// Multiply-add FLOPs of one encoder tower's forward pass: depth layers, every token a query.
@@ -412,9 +418,10 @@ nlohmann::json bench_attention(const Args& a) {
     qkv.zero_grad();  // each call then stores its gradient afresh instead of adding it to the last one
     backward(multi_head_attention_packed(qkv, heads), grad, false);
   });
-  // Each (batch, head) pair: QK^T and PV forward, 2 * len^2 * head_dim multiply-adds each; backward twice that.
-  const double products = 2.0 * 2.0 * double(batch * heads) * double(len * len) * double(head_dim);
-  const double tf = median(forward), tb = median(both), peak = fma_peak_gflops();
+  // Backward runs four products of the forward's size, so forward + backward is three times the forward.
+  const double products = attention_products_flops(batch, len, len, heads * head_dim);
+  const double forward_rate = products / median(forward) / 1e9, both_rate = 3.0 * products / median(both) / 1e9;
+  const double peak = fma_peak_gflops();
   return {{"mode", "attention"},
           {"batch", batch},
           {"len", len},
@@ -422,11 +429,11 @@ nlohmann::json bench_attention(const Args& a) {
           {"head_dim", head_dim},
           {"forward_seconds", forward},
           {"forward_backward_seconds", both},
-          {"seconds", tb},
-          {"forward_gflops", products / tf / 1e9},
-          {"forward_backward_gflops", 3.0 * products / tb / 1e9},
+          {"seconds", median(both)},
+          {"forward_gflops", forward_rate},
+          {"forward_backward_gflops", both_rate},
           {"fma_peak_gflops", peak},
-          {"forward_backward_peak_utilisation", peak > 0 ? 3.0 * products / tb / 1e9 / peak : 0.0}};
+          {"forward_backward_peak_utilisation", peak > 0 ? both_rate / peak : 0.0}};
 }
 
 }  // namespace
