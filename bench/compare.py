@@ -16,7 +16,9 @@ loss   siglite's tiled sigmoid loss against the plain PyTorch one (n x n logits)
 siglite-bench (bench/siglite_bench.cpp) and bench/torch_siglip.py run as separate processes, one after the
 other, alternating which goes first from round to round, so each peak RSS is its own process's. Each round
 prints a table; then the medians over the rounds, the ratios siglite / PyTorch, and a JSON summary as the
-last line.
+last line. For train and infer the medians include each side's model GFLOP/s (the GEMM FLOPs siglite-bench
+counts, over the side's time) beside the rate of its own GEMM library on a 1024^3 product in the same runs,
+and what siglite would reach if every GEMM FLOP ran at its sgemm's 1024^3 rate.
 
 Set-up, done when needed and said on stderr: Debian's python3-torch (apt) when --python is Debian's python3
 and cannot import torch; a venv with transformers (`python -m venv --system-site-packages`, then `pip install
@@ -384,6 +386,27 @@ def main():
     sys.exit(0 if ok else 1)
 
 
+def gemm_figures(rounds, med, batch, rate, unit):
+    """Prints and returns where the two sides stand against their own GEMM libraries: both do the same GEMM
+    FLOPs (siglite-bench counts them), so each side's model GFLOP/s is that count over its median time; beside
+    it, each side's 1024^3 GEMM rate in the same runs, and siglite's rate if every GEMM FLOP of the step ran at
+    its sgemm's 1024^3 rate and nothing else took time."""
+    flop = rounds[0]["siglite"]["gemm_gflop_per_step"]
+    s_model, t_model = flop / med("siglite", "seconds"), flop / med("pytorch", "seconds")
+    s_gemm, t_gemm = med("siglite", "sgemm_gflops"), med("pytorch", "gemm_gflops")
+    at_sgemm = batch * s_gemm / flop
+    t_rate = med("pytorch", rate)
+    print(f"  {'model GFLOP/s':<14}{s_model:>12.1f}{t_model:>12.1f}{s_model / t_model:>18.3f}"
+          f"   ({flop:.1f} GFLOP of GEMMs a step)")
+    print(f"  {'1024^3 GEMM':<14}{s_gemm:>12.1f}{t_gemm:>12.1f}{s_gemm / t_gemm:>18.3f}"
+          f"   (GFLOP/s: siglite oneDNN sgemm, PyTorch torch.mm)")
+    print(f"  siglite at its 1024^3 sgemm rate for every GEMM FLOP and nothing else: {at_sgemm:.2f} {unit}, "
+          f"{at_sgemm / t_rate:.3f}x PyTorch")
+    return {"gflop_per_step": flop, "siglite_model_gflops": s_model, "pytorch_model_gflops": t_model,
+            "siglite_sgemm_gflops": s_gemm, "pytorch_gemm_gflops": t_gemm, "siglite_rate_at_sgemm_rate": at_sgemm,
+            "ratio_at_sgemm_rate": at_sgemm / t_rate}
+
+
 def compare_model(a, siglite, python, senv, tenv, blas, common, preset, batch, steps, warmup, init_dir):
     train = a.mode == "train"
     rate = "pairs_per_s" if train else "images_per_s"
@@ -439,6 +462,7 @@ def compare_model(a, siglite, python, senv, tenv, blas, common, preset, batch, s
     print(f"  pytorch: torch {tj['torch_version']}, {tj['model']}; BLAS {blas}")
     if "rss_after_load_mib" in tj:
         print(f"  pytorch resident set after loading the model: {tj['rss_after_load_mib']:.1f} MiB")
+    gemm = gemm_figures(rounds, med, batch, rate, unit)
     busy = load_note(loads, a.threads)
     s0, t0 = rounds[0]["siglite"][check], rounds[0]["pytorch"][check]
     summary = {"bench": "compare", "mode": a.mode, "preset": preset, "batch": batch, "threads": a.threads,
@@ -446,7 +470,7 @@ def compare_model(a, siglite, python, senv, tenv, blas, common, preset, batch, s
                "siglite": {rate: sr, "peak_rss_mib": srss},
                "pytorch": {rate: tr, "peak_rss_mib": trss, "torch": tj["torch_version"], "model": tj["model"],
                            "blas": blas},
-               "ratio": sr / tr, "rss_ratio": srss / trss, "max_load_average": busy}
+               "ratio": sr / tr, "rss_ratio": srss / trss, "gemm": gemm, "max_load_average": busy}
     if train:
         summary.update({"first_loss": {"siglite": s0, "pytorch": t0}, "first_loss_rel_diff": rel_diff(s0, t0),
                         "first_loss_agree": ok})

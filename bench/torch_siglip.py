@@ -21,7 +21,9 @@ transformers needed). Both load strictly: every tensor, nothing left over, the s
 are read with plain Python (Debian's python3 has no safetensors package).
 
 Every mode reports peak_rss_mib (resource.getrusage: the process's peak resident set, as siglite-bench), and the
-model modes rss_after_load_mib. Runs with Debian's python3 and its torch 1.13, and with newer PyTorch.
+model modes rss_after_load_mib and gemm_gflops (torch.mm on a 1024^3 product after the timed steps, best of 5:
+the rate of the BLAS this torch does its GEMMs in, as siglite-bench's sgemm_gflops is oneDNN's). Runs with
+Debian's python3 and its torch 1.13, and with newer PyTorch.
 """
 import argparse
 import json
@@ -123,6 +125,19 @@ def blas_library():
         pass
     m = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
     return "linked into torch (BLAS_INFO=" + m.group(1) + ")" if m else ""
+
+
+def gemm_gflops(n=1024):
+    """GFLOP/s of this torch's float GEMM on an n x n by n x n product, best of 5 runs: the same-run figure
+    siglite-bench reports for oneDNN's sgemm (sgemm_gflops)."""
+    a, b, c = torch.full((n, n), 0.5), torch.full((n, n), 0.25), torch.empty(n, n)
+    torch.mm(a, b, out=c)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -380,7 +395,8 @@ def bench_train(a):
     n = pixels.shape[0]
     return {"mode": "train", "batch": n, "step_seconds": times, "seconds": step_s, "pairs_per_s": n / step_s,
             "first_loss": losses[0], "losses": losses, "model": impl,
-            "decay_params": len(with_decay), "no_decay_params": len(without), "rss_after_load_mib": rss_loaded}
+            "decay_params": len(with_decay), "no_decay_params": len(without), "rss_after_load_mib": rss_loaded,
+            "gemm_gflops": gemm_gflops()}
 
 
 def bench_infer(a):
@@ -401,7 +417,7 @@ def bench_infer(a):
     sec = statistics.median(times)
     n = pixels.shape[0]
     return {"mode": "infer", "batch": n, "step_seconds": times, "seconds": sec, "images_per_s": n / sec,
-            "first_embedding": first, "model": impl, "rss_after_load_mib": rss_loaded}
+            "first_embedding": first, "model": impl, "rss_after_load_mib": rss_loaded, "gemm_gflops": gemm_gflops()}
 
 
 # The plain loss's peak (forward + backward) beyond its inputs, in n x n float tensors: 9.7 measured with this
