@@ -219,6 +219,20 @@ TEST_CASE("backend: a repeated training step allocates nothing from the system",
   CHECK(after.cache_hits > before.cache_hits);
 }
 
+TEST_CASE("backend: the allocator aligns blocks to 64 bytes, and blocks of 2 MiB or more to 2 MiB", "[backend]") {
+  CpuAllocator& alloc = CpuAllocator::instance();
+  for (const size_t bytes : {size_t(100), size_t(4096) + 8, CpuAllocator::kHugePage - 256, CpuAllocator::kHugePage,
+                             3 * CpuAllocator::kHugePage + 1000}) {
+    void* p = alloc.allocate(bytes);
+    const auto address = reinterpret_cast<uintptr_t>(p);
+    INFO("bytes " << bytes);
+    CHECK(address % CpuAllocator::kAlignment == 0);
+    if (bytes >= CpuAllocator::kHugePage) CHECK(address % CpuAllocator::kHugePage == 0);
+    static_cast<char*>(p)[bytes - 1] = 1;  // the whole request is usable
+    alloc.deallocate(p, bytes);
+  }
+}
+
 TEST_CASE("backend: the allocator returns cached blocks to the system on request", "[backend]") {
   CpuAllocator& alloc = CpuAllocator::instance();
   { const TF t = TF::zeros({1 << 16}); }

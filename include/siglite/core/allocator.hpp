@@ -9,6 +9,10 @@
 #include <mutex>
 #include <new>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 #include "siglite/core/device.hpp"
 #include "siglite/core/error.hpp"
 
@@ -24,10 +28,15 @@ struct AllocatorStats {
 };
 
 /// Caching allocator for host memory. Freed blocks are kept by size class (rounded up to 256
-/// bytes) and handed out again for a request of the same class.
+/// bytes) and handed out again for a request of the same class. A block of kHugePage bytes or more
+/// starts on a kHugePage boundary and, on Linux, its whole 2 MiB pages are advised MADV_HUGEPAGE, so a
+/// kernel whose transparent huge pages are "madvise" or "always" backs them with huge pages: fewer TLB
+/// misses in the GEMMs and elementwise passes over activations, and one page fault per 2 MiB instead of
+/// 512 on first touch.
 class CpuAllocator {
  public:
   static constexpr size_t kAlignment = 64;
+  static constexpr size_t kHugePage = size_t(2) << 20;
 
   static CpuAllocator& instance() {
     static CpuAllocator* a = new CpuAllocator();  // never destroyed: storages may outlive statics
@@ -45,10 +54,10 @@ class CpuAllocator {
       stats_.bytes_cached -= static_cast<int64_t>(size);
       ++stats_.cache_hits;
     } else {
-      p = std::aligned_alloc(kAlignment, size);
+      p = system_allocate(size);
       if (!p) {
         release_cached_locked();
-        p = std::aligned_alloc(kAlignment, size);
+        p = system_allocate(size);
       }
       if (!p) throw Error(detail::cat("allocate: out of host memory for ", bytes, " bytes"));
       ++stats_.system_allocations;
@@ -84,6 +93,17 @@ class CpuAllocator {
 
  private:
   static size_t round(size_t bytes) { return bytes == 0 ? 256 : (bytes + 255) / 256 * 256; }
+
+  static void* system_allocate(size_t size) {
+    if (size < kHugePage) return std::aligned_alloc(kAlignment, size);
+    void* p = std::aligned_alloc(kHugePage, size);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    // Only the pages the block fills: a huge page over its tail would make resident memory it never uses.
+    // Advice the kernel does not take leaves ordinary pages, so its result is not checked.
+    if (p) madvise(p, size / kHugePage * kHugePage, MADV_HUGEPAGE);
+#endif
+    return p;
+  }
 
   void release_cached_locked() {
     for (auto& [size, p] : free_) std::free(p);
