@@ -96,7 +96,9 @@ class CpuAllocator {
 
   static void* system_allocate(size_t size) {
     if (size < kHugePage) return std::aligned_alloc(kAlignment, size);
-    void* p = std::aligned_alloc(kHugePage, size);
+    // aligned_alloc takes a multiple of the alignment; the rounding past `size` is never touched, so it
+    // stays address space only.
+    void* p = std::aligned_alloc(kHugePage, (size + kHugePage - 1) / kHugePage * kHugePage);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     // Only the pages the block fills: a huge page over its tail would make resident memory it never uses.
     // Advice the kernel does not take leaves ordinary pages, so its result is not checked.
