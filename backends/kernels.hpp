@@ -3,6 +3,7 @@
 // backend. No autograd here. A CUDA backend implements the same set.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "siglite/core/device.hpp"
@@ -106,6 +107,9 @@ struct LionArgs {
 
 namespace siglite::kernels {
 
+/// Packed linear weights kept for reuse on one thread (see siglite::InferenceMode).
+using cpu::PackedWeights;
+
 namespace detail {
 inline void require_cpu(Device d, const char* kernel) {
   SIGLITE_CHECK(d.is_cpu(), kernel, ": device ", d, " is not available (siglite was built without its backend)");
@@ -160,12 +164,13 @@ void gemm(Device d, const GemmArgs<T>& g, const T* a, const T* b, T* c) {
 }
 
 /// Linear layer: y [rows, out] = x [rows, in] @ w^T (w [out, in]) + bias (may be null), then, when `act` is
-/// given, a [rows, out] = act(y), y keeping the pre-activation.
+/// given, a [rows, out] = act(y), y keeping the pre-activation. `owner`, when given, keeps w alive; then a
+/// PackedWeights cache serving this thread may pack w once and reuse it.
 template <typename T>
 void linear_forward(Device d, const T* x, const T* w, const T* bias, T* y, std::optional<Unary> act, T* a,
-                    int64_t rows, int64_t in, int64_t out) {
+                    int64_t rows, int64_t in, int64_t out, const std::shared_ptr<const void>& owner = nullptr) {
   detail::require_cpu(d, "linear_forward");
-  cpu::linear_forward(x, w, bias, y, act, a, rows, in, out);
+  cpu::linear_forward(x, w, bias, y, act, a, rows, in, out, owner);
 }
 /// Its gradients from ga (the gradient of a when `act` is given, else of y): gy receives the pre-activation
 /// gradient when `act` is given (y or a may be null where act's derivative does not read it); gx, gw, gb are

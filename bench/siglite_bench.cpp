@@ -325,7 +325,7 @@ nlohmann::json bench_infer(const Args& a) {
     io::save_pretrained(model, dir);
     io::save_safetensors(std::filesystem::path(dir) / "batch.safetensors", io::TensorMap{{"pixel_values", images}});
   }
-  NoGradGuard no_grad;
+  InferenceMode inference;
   double checksum = 0;
   const std::vector<double> times =
       time_calls(warmup, steps, [&] { checksum = model.image_embeddings(images).at({0, 0}); });

@@ -14,10 +14,10 @@ namespace siglite::embed {
 
 constexpr int64_t kBatch = 64;
 
-/// `embed` applied to `inputs` [N, ...] in batches of kBatch rows, without a graph: [N, E].
+/// `embed` applied to `inputs` [N, ...] in batches of kBatch rows, under InferenceMode: [N, E].
 template <typename T, typename F>
 Tensor<float> in_batches(const Tensor<T>& inputs, F embed) {
-  NoGradGuard no_grad;
+  InferenceMode inference;
   std::vector<Tensor<float>> parts;
   const int64_t n = inputs.size(0);
   for (int64_t i = 0; i < n; i += kBatch)

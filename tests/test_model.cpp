@@ -13,6 +13,7 @@
 using namespace siglite;
 using models::SigLIP;
 using models::SiglipConfig;
+using models::SiglipOutput;
 using Catch::Contains;
 
 namespace {
@@ -246,6 +247,85 @@ TEST_CASE("model: an HF directory loads, and a saved one reproduces the outputs 
   CHECK(again->config().to_json() == model->config().to_json());
   // transformers' from_pretrained refuses a safetensors file without format "pt" in its metadata.
   CHECK(io::read_safetensors(dir / "model.safetensors").metadata.at("format") == "pt");
+}
+
+TEST_CASE("InferenceMode: the outputs of NoGradGuard bit for bit, each weight packed once a scope", "[model]") {
+  const auto model = load_tiny<float>();
+  const io::TensorMap golden = io::load_safetensors(kTiny / "golden.safetensors");
+  const Tensor<float> images = golden.at("input.pixel_values");
+  const Tensor<int64_t> ids = ids_of(golden.at("input.input_ids"));
+  const auto same = [](const SiglipOutput<float>& a, const SiglipOutput<float>& b) {
+    CHECK(a.image_embeds.to_vector() == b.image_embeds.to_vector());
+    CHECK(a.text_embeds.to_vector() == b.text_embeds.to_vector());
+    CHECK(a.logits_per_text.to_vector() == b.logits_per_text.to_vector());
+  };
+  SiglipOutput<float> plain;
+  {
+    NoGradGuard no_grad;
+    plain = model->forward(images, ids);
+  }
+  const SiglipConfig& c = model->config();
+  // Linear weights: the patch kernel, q|k|v, out, fc1 and fc2 of every layer, the MAP head's three in-projection
+  // slices, out_proj, fc1 and fc2, and the text head.
+  const size_t linears = 1 + 4 * c.vision.num_hidden_layers + 6 + 4 * c.text.num_hidden_layers + 1;
+  const size_t stacked = 2 * (c.vision.num_hidden_layers + c.text.num_hidden_layers);  // q|k|v weights and biases
+  {
+    InferenceMode inference;
+    CHECK_FALSE(grad_enabled());
+    same(model->forward(images, ids), plain);
+#ifdef SIGLITE_WITH_ONEDNN
+    CHECK(kernels::PackedWeights::active_count() == linears);
+#endif
+    CHECK(InferenceMode::derived_count() == stacked);
+    same(model->forward(images, ids), plain);  // served from the packed copies
+    {
+      InferenceMode nested;
+      same(model->forward(images.slice(0, 0, 1), ids.slice(0, 0, 1)),
+           [&] {
+             NoGradGuard no_grad;
+             return model->forward(images.slice(0, 0, 1), ids.slice(0, 0, 1));
+           }());
+    }
+    CHECK(InferenceMode::active());
+#ifdef SIGLITE_WITH_ONEDNN
+    CHECK(kernels::PackedWeights::active_count() == linears);  // other row counts, the same weights
+#endif
+    CHECK(InferenceMode::derived_count() == stacked);
+  }
+  CHECK_FALSE(InferenceMode::active());
+  CHECK(grad_enabled());
+  CHECK(kernels::PackedWeights::active_count() == 0);
+  CHECK(InferenceMode::derived_count() == 0);
+}
+
+TEST_CASE("InferenceMode: a new scope sees weights changed since the last one; changing them inside is refused",
+          "[model][errors]") {
+  const auto model = load_tiny<float>();
+  const io::TensorMap golden = io::load_safetensors(kTiny / "golden.safetensors");
+  const Tensor<float> images = golden.at("input.pixel_values");
+  const Tensor<int64_t> ids = ids_of(golden.at("input.input_ids"));
+  std::vector<float> before;
+  {
+    InferenceMode inference;
+    before = model->forward(images, ids).logits_per_text.to_vector();
+  }
+  // Scale every projection's parameters and every fc1 weight in place, as an optimizer step would change them.
+  for (const auto& [name, p] : model->named_parameters())
+    if (name.find("proj") != std::string::npos || name.find("fc1.weight") != std::string::npos)
+      for (float* v = p.data(); v != p.data() + p.numel(); ++v) *v *= 1.5f;
+  std::vector<float> changed;
+  {
+    NoGradGuard no_grad;
+    changed = model->forward(images, ids).logits_per_text.to_vector();
+  }
+  REQUIRE(changed != before);
+  {
+    InferenceMode inference;
+    CHECK(model->forward(images, ids).logits_per_text.to_vector() == changed);
+    optim::AdamW opt(model->named_parameters());
+    CHECK_THROWS_WITH(opt.step(), Contains("AdamW") && Contains("InferenceMode"));
+    CHECK_THROWS_WITH(model->load_state_dict(model->state_dict()), Contains("load_state_dict") && Contains("InferenceMode"));
+  }
 }
 
 TEST_CASE("model: a checkpoint that does not fit names every difference", "[model]") {

@@ -2,10 +2,14 @@
 // batch and for a linear layer), Eigen for double and for builds without oneDNN.
 #pragma once
 #include <Eigen/Core>
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 #include "siglite/core/allocator.hpp"
 
@@ -16,6 +20,64 @@
 namespace siglite::cpu {
 
 using kernels::GemmArgs;
+
+/// Weights packed by the float linear forward for reuse, on the thread that made this cache and for its lifetime
+/// (siglite::InferenceMode makes one). A weight is known by its address and extents; its entry keeps the weight's
+/// owner alive, so that address cannot come back for other data while the entry exists. The weights must not
+/// change while the cache is alive: a packed copy would not see the change. Caches nest: while one is alive on a
+/// thread, one made after it there holds nothing and the first keeps serving.
+class PackedWeights {
+ public:
+  PackedWeights() : serving_(current() == nullptr) {
+    if (serving_) current() = this;
+  }
+  ~PackedWeights() {
+    if (serving_) current() = nullptr;
+    for (auto& [key, e] : entries_) CpuAllocator::instance().deallocate(e.data, e.bytes);
+  }
+  PackedWeights(const PackedWeights&) = delete;
+  PackedWeights& operator=(const PackedWeights&) = delete;
+
+  /// The cache serving this thread, or null.
+  static PackedWeights* active() { return current(); }
+  /// How many packed weights the cache serving this thread holds (0 when none serves it).
+  static size_t active_count() { return current() ? current()->entries_.size() : 0; }
+
+  /// The packed copy of the weight at w ([out, in]) in layout `layout` (a number the backend gives each packed
+  /// layout), `bytes` long: made by pack(dst) the first time, or when the entry holds another layout.
+  template <typename Pack>
+  void* packed(const void* w, int64_t in, int64_t out, std::shared_ptr<const void> owner, int64_t layout,
+               size_t bytes, Pack&& pack) {
+    const auto key = std::make_tuple(w, in, out);
+    auto it = entries_.find(key);
+    if (it != entries_.end() && it->second.layout == layout) return it->second.data;
+    CpuAllocator& alloc = CpuAllocator::instance();
+    void* data = alloc.allocate(bytes);
+    try {
+      pack(data);
+    } catch (...) {  // the cache stays as it was
+      alloc.deallocate(data, bytes);
+      throw;
+    }
+    if (it != entries_.end()) alloc.deallocate(it->second.data, it->second.bytes);
+    entries_[key] = Entry{std::move(owner), data, bytes, layout};
+    return data;
+  }
+
+ private:
+  static PackedWeights*& current() {
+    static thread_local PackedWeights* c = nullptr;
+    return c;
+  }
+  struct Entry {
+    std::shared_ptr<const void> owner;
+    void* data = nullptr;
+    size_t bytes = 0;
+    int64_t layout = 0;
+  };
+  bool serving_;
+  std::map<std::tuple<const void*, int64_t, int64_t>, Entry> entries_;
+};
 
 namespace detail {
 
@@ -92,7 +154,10 @@ class OneDnn {
   /// primitive's kernel reads (one pass over the weight, small beside the GEMM). Reorder included, that ran
   /// -2% to +14% against per-block sgemm calls on the B/16 tower's four linear shapes and +1% to +7% on
   /// bench-tiny's (interleaved calls, 2 threads).
-  void linear(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in, int64_t out) {
+  /// With `owner` (what keeps w alive) and a PackedWeights cache serving this thread, the packed weight is taken
+  /// from the cache, or made once and kept there.
+  void linear(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in, int64_t out,
+              const std::shared_ptr<const void>& owner) {
     using dnnl::memory;
     const LinearKey key{rows, in, out, bias != nullptr};
     LinearPrimitive* lp = nullptr;
@@ -110,16 +175,30 @@ class OneDnn {
         const dnnl::reorder::primitive_desc rd(engine_, w_md, engine_, pd.weights_desc());
         it = linear_cache_
                  .emplace(key, LinearPrimitive{dnnl::matmul(pd), dnnl::reorder(rd), x_md, w_md, b_md, y_md,
-                                               pd.weights_desc()})
+                                               pd.weights_desc(), layout_number(pd.weights_desc())})
                  .first;
       }
       lp = &it->second;
     }
-    const ScratchBuffer packed(lp->packed_md.get_size());
-    memory wm(lp->w_md, engine_, const_cast<float*>(w)), pm(lp->packed_md, engine_, packed.data);
-    memory xm(lp->x_md, engine_, const_cast<float*>(x)), ym(lp->y_md, engine_, y);
     dnnl::stream s(engine_);
-    lp->reorder.execute(s, wm, pm);
+    memory wm(lp->w_md, engine_, const_cast<float*>(w));
+    const auto pack = [&](void* dst) {
+      memory pm(lp->packed_md, engine_, dst);
+      lp->reorder.execute(s, wm, pm);
+    };
+    PackedWeights* cache = owner ? PackedWeights::active() : nullptr;
+    const size_t bytes = lp->packed_md.get_size();
+    std::optional<ScratchBuffer> scratch;
+    void* packed = nullptr;
+    if (cache) {
+      packed = cache->packed(w, in, out, owner, lp->layout, bytes, pack);
+    } else {
+      scratch.emplace(bytes);
+      packed = scratch->data;
+      pack(packed);
+    }
+    memory pm(lp->packed_md, engine_, packed);
+    memory xm(lp->x_md, engine_, const_cast<float*>(x)), ym(lp->y_md, engine_, y);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, pm}, {DNNL_ARG_DST, ym}};
     if (bias) args.emplace(DNNL_ARG_BIAS, memory(lp->b_md, engine_, const_cast<float*>(bias)));
     lp->matmul.execute(s, args);
@@ -155,11 +234,20 @@ class OneDnn {
     dnnl::matmul matmul;
     dnnl::reorder reorder;
     dnnl::memory::desc x_md, w_md, b_md, y_md, packed_md;
+    int64_t layout;  // packed_md's number: equal descriptors, equal numbers
   };
+  /// The number of a packed weight layout, for PackedWeights (called with mu_ held).
+  int64_t layout_number(const dnnl::memory::desc& md) {
+    const auto it = std::find(layouts_.begin(), layouts_.end(), md);
+    if (it != layouts_.end()) return it - layouts_.begin();
+    layouts_.push_back(md);
+    return static_cast<int64_t>(layouts_.size()) - 1;
+  }
   dnnl::engine engine_;
   mutable std::mutex mu_;
   std::map<Key, dnnl::matmul> cache_;
   std::map<LinearKey, LinearPrimitive> linear_cache_;
+  std::vector<dnnl::memory::desc> layouts_;
 };
 
 #endif

@@ -9,6 +9,7 @@
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -46,15 +47,16 @@ void for_row_blocks(int64_t rows, int64_t cost_per_row, F&& f) {
 
 /// y [rows, out] = x [rows, in] @ w^T (w [out, in]) + bias (bias [out], may be null); when `act` (an op
 /// without a parameter) is given, a [rows, out] = act(y) as well, y keeping the pre-activation unless a == y.
+/// `owner` (may be null) keeps w alive: with it, a PackedWeights cache serving this thread may keep w packed.
 template <typename T>
 void linear_forward(const T* x, const T* w, const T* bias, T* y, std::optional<kernels::Unary> act, T* a,
-                    int64_t rows, int64_t in, int64_t out) {
+                    int64_t rows, int64_t in, int64_t out, const std::shared_ptr<const void>& owner) {
 #ifdef SIGLITE_WITH_ONEDNN
   // float: one matmul primitive on the packed weight, the bias added by its kernel, then the activation in a
   // second pass: the same code with and without a graph, so the two give the same bits.
   if constexpr (std::is_same_v<T, float>) {
     if (rows > 0 && in > 0 && out > 0) {
-      detail::OneDnn::instance().linear(x, w, bias, y, rows, in, out);
+      detail::OneDnn::instance().linear(x, w, bias, y, rows, in, out, owner);
       if (act) unary(*act, y, a, rows * out, T(0));
       return;
     }

@@ -11,6 +11,7 @@
 
 #include "siglite/autograd/engine.hpp"
 #include "siglite/autograd/gradcheck.hpp"
+#include "siglite/autograd/inference_mode.hpp"
 #include "siglite/autograd/node.hpp"
 
 #include "siglite/ops/elementwise.hpp"

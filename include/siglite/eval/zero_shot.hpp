@@ -1,5 +1,5 @@
-// Zero-shot classification with a prompt ensemble, and image-text retrieval. Both run under
-// NoGradGuard: evaluation never records a graph.
+// Zero-shot classification with a prompt ensemble, and image-text retrieval. Whatever runs the model does so
+// under InferenceMode: evaluation never records a graph, and each linear weight is packed once a call.
 #pragma once
 #include <algorithm>
 #include <filesystem>
@@ -17,7 +17,7 @@ namespace siglite::eval {
 /// Normalised image embeddings of `ds` examples [begin, end), in batches: [end - begin, E].
 inline Tensor<float> image_embeddings(const models::SigLIP<float>& model, const data::Dataset& ds, int64_t begin,
                                       int64_t end, int64_t batch = 256) {
-  NoGradGuard no_grad;
+  InferenceMode inference;
   std::vector<Tensor<float>> parts;
   for (int64_t i = begin; i < end; i += batch) {
     std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, end - i)));
@@ -31,7 +31,7 @@ inline Tensor<float> image_embeddings(const models::SigLIP<float>& model, const 
 inline Tensor<float> text_embeddings(const models::SigLIP<float>& model, const data::Tokenizer& tok,
                                      const std::vector<std::string>& texts, int64_t batch = 256) {
   SIGLITE_CHECK(!texts.empty(), "text_embeddings: no texts");
-  NoGradGuard no_grad;
+  InferenceMode inference;
   std::vector<Tensor<float>> parts;
   const auto n = static_cast<int64_t>(texts.size());
   for (int64_t i = 0; i < n; i += batch) {
@@ -70,7 +70,7 @@ inline Tensor<float> class_embeddings(const models::SigLIP<float>& model, const 
                                       const std::vector<std::string>& class_names,
                                       const std::vector<std::string>& templates) {
   SIGLITE_CHECK(!class_names.empty() && !templates.empty(), "class_embeddings: no classes or no templates");
-  NoGradGuard no_grad;
+  InferenceMode inference;
   std::vector<Tensor<float>> rows;
   for (const std::string& name : class_names) {
     std::vector<std::string> prompts;
@@ -95,7 +95,7 @@ inline ZeroShotResult zero_shot(const models::SigLIP<float>& model, const data::
                                 int64_t limit = 0) {
   const auto& names = ds.class_names();
   SIGLITE_CHECK(!names.empty(), "zero_shot: the dataset has no classes");
-  NoGradGuard no_grad;
+  InferenceMode inference;
   const int64_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size(), k = static_cast<int64_t>(names.size());
   const Tensor<float> classes = class_embeddings(model, tok, names, templates);
   ZeroShotResult r;
@@ -161,7 +161,7 @@ inline RetrievalResult retrieval(const Tensor<float>& image_embeds, const Tensor
 inline RetrievalResult retrieval(const models::SigLIP<float>& model, const data::Tokenizer& tok,
                                  const data::Dataset& ds, int64_t n) {
   SIGLITE_CHECK(n >= 1 && n <= ds.size(), "retrieval: ", n, " examples asked of a dataset of ", ds.size());
-  NoGradGuard no_grad;
+  InferenceMode inference;
   std::vector<Tensor<float>> images, texts;
   const int64_t batch = 256;
   for (int64_t i = 0; i < n; i += batch) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "siglite/autograd/inference_mode.hpp"
 #include "siglite/nn/init.hpp"
 #include "siglite/nn/module.hpp"
 #include "siglite/ops/elementwise.hpp"
@@ -93,7 +94,7 @@ class MLP : public Module<T> {
 };
 
 /// Multi-head self-attention with q, k, v projections (stored separately, as HF names them; run as one GEMM on
-/// their stacked weights) and an output projection.
+/// their stacked weights, stacked once a scope under InferenceMode) and an output projection.
 template <typename T = float>
 class SelfAttention : public Module<T> {
  public:
@@ -125,9 +126,11 @@ class SelfAttention : public Module<T> {
     SIGLITE_CHECK(x.dim() == 3, "SelfAttention: input of shape ", x.shape(), " is not [batch, length, width]");
     SIGLITE_CHECK(x.size(2) == q_proj->weight.size(1), "SelfAttention: input of shape ", x.shape(),
                   " for a layer of width ", q_proj->weight.size(1));
-    const Tensor<T> w = concat<T>({q_proj->weight, k_proj->weight, v_proj->weight}, 0);
-    const Tensor<T> b = concat<T>({q_proj->bias, k_proj->bias, v_proj->bias}, 0);
-    return linear(x, w, b);
+    const auto stacked = [](const std::vector<Tensor<T>>& parts) {
+      return InferenceMode::derived(parts, [&] { return concat<T>(parts, 0); });
+    };
+    return linear(x, stacked({q_proj->weight, k_proj->weight, v_proj->weight}),
+                  stacked({q_proj->bias, k_proj->bias, v_proj->bias}));
   }
 
   int64_t heads_;

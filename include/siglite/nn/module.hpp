@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "siglite/autograd/inference_mode.hpp"
 #include "siglite/core/tensor.hpp"
 
 namespace siglite::nn {
@@ -52,7 +53,11 @@ class Module {
   /// Copies values into this module's tensors (in place, so optimizers keep their references).
   /// Strict: every name must be present with its shape, and nothing else, or one Error lists all
   /// missing, unexpected and mismatched names. Non-strict: loads what fits, ignores the rest.
+  /// Refused inside an InferenceMode scope.
   void load_state_dict(const std::map<std::string, Tensor<T>>& state, bool strict = true) {
+    SIGLITE_CHECK(!InferenceMode::active(),
+                  "load_state_dict: called inside an InferenceMode scope, whose packed weights would not see the new "
+                  "values; end the scope first");
     const std::map<std::string, Tensor<T>> mine = state_dict();
     std::vector<std::string> missing, unexpected, mismatched;
     for (const auto& [name, t] : mine) {

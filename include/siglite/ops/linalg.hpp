@@ -2,6 +2,7 @@
 // the GEMM kernel as transposed operands, without copies. linear: x @ W^T + b as one node; linear_gelu: the
 // same followed by GELU.
 #pragma once
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -153,8 +154,11 @@ Tensor<T> linear_act(const char* op, const Tensor<T>& x, const Tensor<T>& weight
   // Without a graph the activation overwrites the pre-activation in place.
   const bool graph = records<T>({x, weight, bias});
   Tensor<T> y = Tensor<T>::empty(out_shape, d), a = act && graph ? Tensor<T>::empty(out_shape, d) : y;
+  // Without a graph, a weight used where it lies (not copied by contiguous()) may be kept packed by an
+  // InferenceMode; its storage keeps its address its own meanwhile.
+  const std::shared_ptr<const void> owner = !graph && ws.shares_storage(weight) ? ws.impl().storage : nullptr;
   kernels::linear_forward(d, xs.data(), ws.data(), bias.defined() ? bias.detach().contiguous().data() : nullptr,
-                          y.data(), act, a.data(), rows, in, out);
+                          y.data(), act, a.data(), rows, in, out, owner);
   if (!graph) return a;
   // Backward keeps only what it reads: x for the weight's gradient, the weight for x's, and the pre-activation y
   // or the output a where act's derivative reads it.

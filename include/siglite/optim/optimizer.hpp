@@ -11,6 +11,7 @@
 
 // tensor.hpp first: it pulls in the autograd headers in the order they need.
 #include "siglite/core/tensor.hpp"
+#include "siglite/autograd/inference_mode.hpp"
 #include "siglite/autograd/node.hpp"
 #include "siglite/optim/param_groups.hpp"
 #include "siglite/optim/schedule.hpp"
@@ -78,8 +79,11 @@ class Optimizer {
 
   /// Updates every parameter that has a gradient, in place and without recording history;
   /// parameters without one are skipped (their state and step count stay as they are).
-  /// Allocates nothing.
+  /// Allocates nothing. Refused inside an InferenceMode scope.
   void step() {
+    SIGLITE_CHECK(!InferenceMode::active(), name_,
+                  ": step() inside an InferenceMode scope, whose packed weights would not see the update; end the "
+                  "scope first");
     NoGradGuard no_grad;
     const double mult = schedule_ ? schedule_(step_) : 1.0;
     SIGLITE_CHECK(std::isfinite(mult) && mult >= 0, name_, ": the schedule returned ", mult, " at step ", step_);
