@@ -18,7 +18,9 @@ other, alternating which goes first from round to round, so each peak RSS is its
 prints a table; then the medians over the rounds, the ratios siglite / PyTorch, and a JSON summary as the
 last line. For train and infer the medians include each side's model GFLOP/s (the GEMM FLOPs siglite-bench
 counts, over the side's time) beside the rate of its own GEMM library on a 1024^3 product in the same runs,
-and what siglite would reach if every GEMM FLOP ran at its sgemm's 1024^3 rate.
+what siglite would reach if every GEMM FLOP ran at its sgemm's 1024^3 rate, and what it would reach if its
+step or pass took only the time of its products (its linear and attention ops timed alone, shape by shape,
+by siglite-bench after its measured steps): the ratio no work outside the products can take siglite past.
 
 Set-up, done when needed and said on stderr: Debian's python3-torch (apt) when --python is Debian's python3
 and cannot import torch; a venv with transformers (`python -m venv --system-site-packages`, then `pip install
@@ -389,8 +391,8 @@ def main():
 def gemm_figures(rounds, med, batch, rate, unit):
     """Prints and returns where the two sides stand against their own GEMM libraries: both do the same GEMM
     FLOPs (siglite-bench counts them), so each side's model GFLOP/s is that count over its median time; beside
-    it, each side's 1024^3 GEMM rate in the same runs, and siglite's rate if every GEMM FLOP of the step ran at
-    its sgemm's 1024^3 rate and nothing else took time."""
+    it, each side's 1024^3 GEMM rate in the same runs, siglite's rate if every GEMM FLOP of the step ran at
+    its sgemm's 1024^3 rate and nothing else took time, and its rate if the step took only its products' time."""
     flop = rounds[0]["siglite"]["gemm_gflop_per_step"]
     s_model, t_model = flop / med("siglite", "seconds"), flop / med("pytorch", "seconds")
     s_gemm, t_gemm = med("siglite", "sgemm_gflops"), med("pytorch", "gemm_gflops")
@@ -402,9 +404,13 @@ def gemm_figures(rounds, med, batch, rate, unit):
           f"   (GFLOP/s: siglite oneDNN sgemm, PyTorch torch.mm)")
     print(f"  siglite at its 1024^3 sgemm rate for every GEMM FLOP and nothing else: {at_sgemm:.2f} {unit}, "
           f"{at_sgemm / t_rate:.3f}x PyTorch")
+    alone, over = med("siglite", "products_per_s"), med("siglite", "seconds_over_products")
+    print(f"  siglite's products alone (its linear and attention ops, nothing between them): {alone:.2f} {unit}, "
+          f"{alone / t_rate:.3f}x PyTorch; its {'step' if unit == 'pairs/s' else 'pass'} took {over:.3f} of their time")
     return {"gflop_per_step": flop, "siglite_model_gflops": s_model, "pytorch_model_gflops": t_model,
             "siglite_sgemm_gflops": s_gemm, "pytorch_gemm_gflops": t_gemm, "siglite_rate_at_sgemm_rate": at_sgemm,
-            "ratio_at_sgemm_rate": at_sgemm / t_rate}
+            "ratio_at_sgemm_rate": at_sgemm / t_rate, "siglite_products_rate": alone,
+            "ratio_products_alone": alone / t_rate, "seconds_over_products": over}
 
 
 def compare_model(a, siglite, python, senv, tenv, blas, common, preset, batch, steps, warmup, init_dir):

@@ -8,7 +8,8 @@
 //   siglite-bench infer --preset b16 --batch 8 [--steps 5]      image-tower images/s without a graph, with
 //       the tower's GEMM FLOPs and their rate against raw oneDNN sgemm
 //   (train and infer also report the threads' float multiply-add peak, fma_peak_gflops, and the model's
-//   rate against it, peak_utilisation)
+//   rate against it, peak_utilisation; and the step's or pass's products alone, its linear and attention ops
+//   timed shape by shape with nothing between them: products_seconds, products_per_s, seconds_over_products)
 //   siglite-bench loss --n 16384 --d 768 [--steps 3]            tiled loss forward + backward against the
 //       plain GEMMs it contains (the forward logits, then in backward the logits again and the two
 //       gradient products), and its peak memory beyond the inputs
@@ -25,6 +26,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -197,47 +199,138 @@ double attention_products_flops(int64_t batch, int64_t queries, int64_t len, int
   return 2.0 * 2.0 * double(batch) * double(queries) * double(len) * double(width);
 }
 
-/// Multiply-add FLOPs of one encoder layer's forward pass on `len` tokens a sequence, for the queries of
-/// `queries` of them: the q, k, v projection on every token; the two attention products, the output
-/// projection and the MLP on the queries.
-double layer_forward_flops(int64_t batch, int64_t len, int64_t queries, int64_t width, int64_t mlp) {
-  const double b = double(batch), d = double(width), q = double(queries);
-  return 2.0 * b * double(len) * 3.0 * d * d + 2.0 * b * q * (d * d + 2.0 * d * double(mlp)) +
-         attention_products_flops(batch, queries, len, width);
+/// The products of one forward pass as siglite's ops run them, each shape with how often it occurs: linear layers
+/// ([rows, in] @ [in, out] with a bias) and multi-head attention. They give the pass's GEMM FLOPs, and timed alone,
+/// with nothing between them, the time the pass would take if only its products took time.
+struct Products {
+  struct Linear {
+    int64_t rows, in, out;
+    bool input_grad;  // whether training takes the gradient of the layer's input (not of the patches)
+    int64_t count;
+  };
+  /// Self: every position a query (multi_head_attention_packed); last: the last position alone
+  /// (multi_head_attention_packed_at); probe: one query shared by the batch (the MAP head's multi_head_attention).
+  enum class Kind { Self, Last, Probe };
+  struct Attention {
+    Kind kind;
+    int64_t batch, len, heads, head_dim, count;
+    int64_t queries() const { return kind == Kind::Self ? len : 1; }
+  };
+  std::vector<Linear> linears;
+  std::vector<Attention> attentions;
+
+  void linear(int64_t rows, int64_t in, int64_t out, int64_t count = 1, bool input_grad = true) {
+    for (Linear& l : linears)
+      if (l.rows == rows && l.in == in && l.out == out && l.input_grad == input_grad) {
+        l.count += count;
+        return;
+      }
+    linears.push_back({rows, in, out, input_grad, count});
+  }
+  void attention(Kind kind, int64_t batch, int64_t len, int64_t heads, int64_t head_dim, int64_t count = 1) {
+    for (Attention& a : attentions)
+      if (a.kind == kind && a.batch == batch && a.len == len && a.heads == heads && a.head_dim == head_dim) {
+        a.count += count;
+        return;
+      }
+    attentions.push_back({kind, batch, len, heads, head_dim, count});
+  }
+  /// An encoder layer on `len` tokens a sequence (width d, MLP width mlp): q|k|v on every token, then attention,
+  /// the output projection and the MLP for every position's query, or for the last position's alone.
+  void layer(int64_t batch, int64_t len, int64_t d, int64_t heads, int64_t mlp, bool last_only, int64_t count) {
+    const int64_t rows = last_only ? batch : batch * len;
+    linear(batch * len, d, 3 * d, count);
+    attention(last_only ? Kind::Last : Kind::Self, batch, len, heads, d / heads, count);
+    linear(rows, d, d, count);
+    linear(rows, d, mlp, count);
+    linear(rows, mlp, d, count);
+  }
+  double flops() const {
+    double f = 0;
+    for (const Linear& l : linears) f += 2.0 * double(l.rows) * double(l.in) * double(l.out) * double(l.count);
+    for (const Attention& a : attentions)
+      f += attention_products_flops(a.batch, a.queries(), a.len, a.heads * a.head_dim) * double(a.count);
+    return f;
+  }
+};
+
+/// The image tower's forward products: the patch embedding, the encoder and the MAP head (q of the probe; k and
+/// v of the tokens; the probe's attention, the output projection and the MLP).
+void add_image_tower(Products& p, const models::VisionConfig& v, int64_t batch) {
+  const int64_t patches = v.num_patches(), d = v.hidden_size, mlp = v.intermediate_size;
+  p.linear(batch * patches, v.num_channels * v.patch_size * v.patch_size, d, 1, false);
+  p.layer(batch, patches, d, v.num_attention_heads, mlp, false, v.num_hidden_layers);
+  if (v.pooling != "map") return;
+  p.linear(1, d, d);
+  p.linear(batch * patches, d, d, 2);
+  p.attention(Products::Kind::Probe, batch, patches, v.num_attention_heads, d / v.num_attention_heads);
+  p.linear(batch, d, d);
+  p.linear(batch, d, mlp);
+  p.linear(batch, mlp, d);
 }
 
-/// Multiply-add FLOPs of one encoder tower's forward pass: depth layers, every token a query.
-double tower_forward_flops(int64_t batch, int64_t len, int64_t width, int64_t mlp, int64_t depth) {
-  return double(depth) * layer_forward_flops(batch, len, len, width, mlp);
+/// The text tower's forward products as siglite runs them: its last layer computes the pooled position alone
+/// (one query a sequence); then the text head.
+void add_text_tower(Products& p, const models::TextConfig& t, int64_t batch) {
+  const int64_t len = t.max_position_embeddings, d = t.hidden_size;
+  if (t.num_hidden_layers > 0) {
+    p.layer(batch, len, d, t.num_attention_heads, t.intermediate_size, false, t.num_hidden_layers - 1);
+    p.layer(batch, len, d, t.num_attention_heads, t.intermediate_size, true, 1);
+  }
+  p.linear(batch, d, t.projection_size);
 }
 
-/// GEMM FLOPs of the image tower's forward pass: the patch embedding, the encoder and the MAP head.
-double image_tower_forward_flops(const models::VisionConfig& v, int64_t batch) {
-  const int64_t patches = v.num_patches();
-  const double dv = double(v.hidden_size);
-  double fwd = tower_forward_flops(batch, patches, v.hidden_size, v.intermediate_size, v.num_hidden_layers);
-  fwd += 2.0 * double(batch * patches) * dv * double(v.num_channels * v.patch_size * v.patch_size);  // patches
-  fwd += 2.0 * double(batch) * (2.0 * double(patches) * dv * dv + 2.0 * dv * dv + 2.0 * dv * double(v.intermediate_size) +
-                                2.0 * double(patches) * dv);  // MAP head: k, v over the tokens; out, MLP; scores
-  return fwd;
+/// One training step's forward products: both towers, and the loss's logits as one [batch, d] @ [d, batch]
+/// product. The step's GEMM FLOPs count its backward at twice its forward.
+Products train_step_products(const models::SiglipConfig& c, int64_t batch) {
+  Products p;
+  add_image_tower(p, c.vision, batch);
+  add_text_tower(p, c.text, batch);
+  p.linear(batch, c.text.projection_size, batch);
+  return p;
 }
 
-/// GEMM FLOPs of the text tower's forward pass as siglite runs it: its last layer computes the pooled
-/// position alone (one query a sequence); then the text head.
-double text_tower_forward_flops(const models::TextConfig& t, int64_t batch) {
-  const int64_t len = t.max_position_embeddings;
-  double fwd = 2.0 * double(batch) * double(t.hidden_size) * double(t.projection_size);  // text head
-  if (t.num_hidden_layers == 0) return fwd;
-  fwd += tower_forward_flops(batch, len, t.hidden_size, t.intermediate_size, t.num_hidden_layers - 1);
-  return fwd + layer_forward_flops(batch, len, 1, t.hidden_size, t.intermediate_size);
-}
-
-/// GEMM FLOPs of one training step (forward, then backward at twice the forward): both towers, the
-/// patch embedding, the MAP head and the text head, and the loss's logits.
-double train_step_flops(const models::SiglipConfig& c, int64_t batch) {
-  double fwd = image_tower_forward_flops(c.vision, batch) + text_tower_forward_flops(c.text, batch);
-  fwd += 2.0 * double(batch) * double(batch) * double(c.text.projection_size);  // logits
-  return 3.0 * fwd;
+/// Seconds of one pass's products alone: each shape timed on random inputs through the op the model calls (the
+/// median of 3 calls after one), times its count. With `train`, each call is the op's forward and backward, every
+/// input but the patches needing a gradient; without, the forward alone, under the caller's InferenceMode.
+double products_seconds(const Products& p, bool train, Generator& gen) {
+  const auto timed = [](auto&& call) { return median(time_calls(1, 3, call)); };
+  const auto input = [&](const Shape& shape, bool grad) {
+    Tensor<float> t = Tensor<float>::randn(shape, gen);
+    return grad ? t.set_requires_grad() : t;
+  };
+  double total = 0;
+  for (const Products::Linear& l : p.linears) {
+    const Tensor<float> x = input({l.rows, l.in}, train && l.input_grad), w = input({l.out, l.in}, train),
+                        b = input({l.out}, train), g = Tensor<float>::randn({l.rows, l.out}, gen);
+    total += double(l.count) * timed([&] {
+      if (!train) return (void)linear(x, w, b);
+      x.zero_grad(), w.zero_grad(), b.zero_grad();
+      backward(linear(x, w, b), g, false);
+    });
+  }
+  for (const Products::Attention& a : p.attentions) {
+    const int64_t width = a.heads * a.head_dim;
+    const Tensor<float> g = Tensor<float>::randn({a.batch, a.queries(), width}, gen);
+    std::function<Tensor<float>()> op;
+    std::vector<Tensor<float>> inputs;
+    if (a.kind == Products::Kind::Probe) {
+      inputs = {input({1, 1, width}, train), input({a.batch, a.len, width}, train), input({a.batch, a.len, width}, train)};
+      op = [&] { return multi_head_attention(inputs[0].expand({a.batch, 1, width}), inputs[1], inputs[2], a.heads); };
+    } else {
+      inputs = {input({a.batch, a.len, 3 * width}, train)};
+      op = [&] {
+        return a.kind == Products::Kind::Self ? multi_head_attention_packed(inputs[0], a.heads)
+                                              : multi_head_attention_packed_at(inputs[0], a.len - 1, a.heads);
+      };
+    }
+    total += double(a.count) * timed([&] {
+      if (!train) return (void)op();
+      for (const Tensor<float>& t : inputs) t.zero_grad();
+      backward(op(), g, false);
+    });
+  }
+  return total;
 }
 
 /// The figures both model modes report beside their timing: GEMM FLOPs per call, their rate, and that
@@ -251,6 +344,17 @@ nlohmann::json flop_figures(double flops, double seconds) {
           {"flop_utilisation", ceiling > 0 ? rate / ceiling : 0.0},
           {"fma_peak_gflops", peak},
           {"peak_utilisation", peak > 0 ? rate / peak : 0.0}};
+}
+
+/// The figures of a model mode's products alone (products_seconds), run after its timed steps: their seconds,
+/// the rate of `items` (pairs or images) if nothing but the products took time, and the measured seconds over
+/// theirs. The peak resident set is taken first, so that it is the measured steps' alone.
+nlohmann::json product_figures(const Products& p, bool train, int64_t items, double seconds, Generator& gen) {
+  const double rss = peak_rss_mib(), alone = products_seconds(p, train, gen);
+  return {{"peak_rss_mib", rss},
+          {"products_seconds", alone},
+          {"products_per_s", double(items) / alone},
+          {"seconds_over_products", seconds / alone}};
 }
 
 Tensor<float> random_images(const models::VisionConfig& v, int64_t batch, Generator& gen) {
@@ -309,7 +413,9 @@ nlohmann::json bench_train(const Args& a) {
                       {"pairs_per_s", double(batch) / step_s},
                       {"first_loss", losses.front()},
                       {"losses", losses}};
-  j.update(flop_figures(train_step_flops(cfg, batch), step_s));
+  const Products products = train_step_products(cfg, batch);
+  j.update(flop_figures(3.0 * products.flops(), step_s));
+  j.update(product_figures(products, true, batch, step_s, gen));
   return j;
 }
 
@@ -332,7 +438,10 @@ nlohmann::json bench_infer(const Args& a) {
   const double s = median(times);
   nlohmann::json j = {{"mode", "infer"}, {"preset", a.get("preset", "b16")}, {"batch", batch}, {"step_seconds", times},
                       {"seconds", s},    {"images_per_s", double(batch) / s},  {"first_embedding", checksum}};
-  j.update(flop_figures(image_tower_forward_flops(cfg.vision, batch), s));
+  Products products;
+  add_image_tower(products, cfg.vision, batch);
+  j.update(flop_figures(products.flops(), s));
+  j.update(product_figures(products, false, batch, s, gen));
   return j;
 }
 
@@ -449,7 +558,7 @@ int main(int argc, char** argv) {
                        : a.mode == "attention" ? bench_attention(a)
                                                : bench_loss(a);
     j["threads"] = cpu::max_threads();
-    j["peak_rss_mib"] = peak_rss_mib();
+    if (!j.contains("peak_rss_mib")) j["peak_rss_mib"] = peak_rss_mib();
     std::printf("%s\n", j.dump().c_str());
     return 0;
   } catch (const std::exception& e) {
