@@ -208,9 +208,9 @@ struct Products {
     bool input_grad;  // whether training takes the gradient of the layer's input (not of the patches)
     int64_t count;
   };
-  /// Self: every position a query (multi_head_attention_packed); last: the last position alone
+  /// Self: every position a query (multi_head_attention_packed); pooled: the pooled position alone
   /// (multi_head_attention_packed_at); probe: one query shared by the batch (the MAP head's multi_head_attention).
-  enum class Kind { Self, Last, Probe };
+  enum class Kind { Self, Pooled, Probe };
   struct Attention {
     Kind kind;
     int64_t batch, len, heads, head_dim, count;
@@ -236,11 +236,11 @@ struct Products {
     attentions.push_back({kind, batch, len, heads, head_dim, count});
   }
   /// An encoder layer on `len` tokens a sequence (width d, MLP width mlp): q|k|v on every token, then attention,
-  /// the output projection and the MLP for every position's query, or for the last position's alone.
-  void layer(int64_t batch, int64_t len, int64_t d, int64_t heads, int64_t mlp, bool last_only, int64_t count) {
-    const int64_t rows = last_only ? batch : batch * len;
+  /// the output projection and the MLP for every position's query, or for the pooled position's alone.
+  void layer(int64_t batch, int64_t len, int64_t d, int64_t heads, int64_t mlp, bool pooled_only, int64_t count) {
+    const int64_t rows = pooled_only ? batch : batch * len;
     linear(batch * len, d, 3 * d, count);
-    attention(last_only ? Kind::Last : Kind::Self, batch, len, heads, d / heads, count);
+    attention(pooled_only ? Kind::Pooled : Kind::Self, batch, len, heads, d / heads, count);
     linear(rows, d, d, count);
     linear(rows, d, mlp, count);
     linear(rows, mlp, d, count);
@@ -304,9 +304,12 @@ double products_seconds(const Products& p, bool train, Generator& gen) {
     const Tensor<float> x = input({l.rows, l.in}, train && l.input_grad), w = input({l.out, l.in}, train),
                         b = input({l.out}, train), g = Tensor<float>::randn({l.rows, l.out}, gen);
     total += double(l.count) * timed([&] {
-      if (!train) return (void)linear(x, w, b);
-      x.zero_grad(), w.zero_grad(), b.zero_grad();
-      backward(linear(x, w, b), g, false);
+      if (train) {
+        x.zero_grad(), w.zero_grad(), b.zero_grad();
+        backward(linear(x, w, b), g, false);
+      } else {
+        linear(x, w, b);
+      }
     });
   }
   for (const Products::Attention& a : p.attentions) {
@@ -325,9 +328,12 @@ double products_seconds(const Products& p, bool train, Generator& gen) {
       };
     }
     total += double(a.count) * timed([&] {
-      if (!train) return (void)op();
-      for (const Tensor<float>& t : inputs) t.zero_grad();
-      backward(op(), g, false);
+      if (train) {
+        for (const Tensor<float>& t : inputs) t.zero_grad();
+        backward(op(), g, false);
+      } else {
+        op();
+      }
     });
   }
   return total;
