@@ -439,7 +439,7 @@ TEST_CASE("Shapes: held-out pairs never appear in training, the test split shows
   CHECK(Shapes(11, Split::test).get(0).image.to_vector() != train.get(0).image.to_vector());
 }
 
-TEST_CASE("make_batch stacks examples; get() is safe from several threads", "[data]") {
+TEST_CASE("make_batch stacks examples, and get() is safe from several threads", "[data]") {
   const Shapes ds(5, Split::test);
   const Batch batch = make_batch(ds, {3, 1, 4, 1});
   REQUIRE(batch.images.shape() == Shape({4, 3, 32, 32}));
@@ -571,4 +571,18 @@ TEST_CASE("JsonlManifest: records, bad lines by file and line, skip_bad", "[data
                     Contains("no usable records (2 skipped)"));
   CHECK_THROWS_WITH(JsonlManifest((dir / "none.jsonl").string(), 16), Contains("cannot open manifest"));
   CHECK_THROWS_WITH(JsonlManifest(manifest, 16, 4), Contains("channels must be 1 or 3"));
+}
+
+TEST_CASE("BatchOrder: one permutation an epoch, the batches of batch_indices", "[data]") {
+  data::BatchOrder order(10, 3, 42);  // 3 batches an epoch, the last example dropped
+  std::vector<int64_t> seen;
+  for (int64_t step = 0; step < 9; ++step) {
+    const std::vector<int64_t> b = order.indices(step);
+    CHECK(b == data::batch_indices(10, 3, 42, step));
+    if (step < 3) seen.insert(seen.end(), b.begin(), b.end());
+  }
+  CHECK(order.permutations() == 3);
+  std::sort(seen.begin(), seen.end());
+  CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());  // no example twice in an epoch
+  CHECK(data::batch_indices(10, 3, 42, 0) != data::batch_indices(10, 3, 42, 3));  // epochs differ
 }

@@ -28,24 +28,52 @@ struct TextImageBatch {
 /// draws (the procedural ones), and a permutation would not fit in memory.
 inline constexpr int64_t kMaxShuffledSize = int64_t{1} << 26;
 
-/// The dataset indices of batch `step`: epoch e = step / (size / batch) is a permutation seeded
-/// by (seed, e); the last partial batch of an epoch is dropped.
-inline std::vector<int64_t> batch_indices(int64_t size, int64_t batch, uint64_t seed, int64_t step) {
-  SIGLITE_CHECK(batch >= 1 && batch <= size, "batch_indices: batch size ", batch, " for a dataset of ", size,
-                " examples");
-  std::vector<int64_t> out(static_cast<size_t>(batch));
-  if (size > kMaxShuffledSize) {
-    const int64_t start = (step * batch) % (size - batch + 1);
-    std::iota(out.begin(), out.end(), start);
+/// The order in which batches visit a dataset: epoch e = step / (size / batch) is a permutation seeded by
+/// (seed, e), and the last partial batch of an epoch is dropped. The permutation is made once per epoch and kept
+/// for the batches that follow in it.
+class BatchOrder {
+ public:
+  BatchOrder(int64_t size, int64_t batch, uint64_t seed) : size_(size), batch_(batch), seed_(seed) {
+    SIGLITE_CHECK(batch >= 1 && batch <= size, "batch_indices: batch size ", batch, " for a dataset of ", size,
+                  " examples");
+  }
+
+  /// The dataset indices of batch `step`.
+  std::vector<int64_t> indices(int64_t step) {
+    std::vector<int64_t> out(static_cast<size_t>(batch_));
+    if (size_ > kMaxShuffledSize) {
+      const int64_t start = (step * batch_) % (size_ - batch_ + 1);
+      std::iota(out.begin(), out.end(), start);
+      return out;
+    }
+    const int64_t per_epoch = size_ / batch_, epoch = step / per_epoch, offset = (step % per_epoch) * batch_;
+    if (epoch != epoch_) shuffle(epoch);
+    std::copy_n(perm_.begin() + offset, batch_, out.begin());
     return out;
   }
-  const int64_t per_epoch = size / batch, epoch = step / per_epoch, offset = (step % per_epoch) * batch;
-  std::vector<int64_t> perm(static_cast<size_t>(size));
-  std::iota(perm.begin(), perm.end(), 0);
-  Generator gen(detail::example_seed(seed, 1000, epoch));
-  for (int64_t i = size - 1; i > 0; --i) std::swap(perm[size_t(i)], perm[size_t(gen.randint(uint64_t(i) + 1))]);
-  std::copy_n(perm.begin() + offset, batch, out.begin());
-  return out;
+
+  /// How many epochs' permutations have been made so far.
+  int64_t permutations() const { return permutations_; }
+
+ private:
+  void shuffle(int64_t epoch) {
+    perm_.resize(static_cast<size_t>(size_));
+    std::iota(perm_.begin(), perm_.end(), 0);
+    Generator gen(detail::example_seed(seed_, 1000, epoch));
+    for (int64_t i = size_ - 1; i > 0; --i) std::swap(perm_[size_t(i)], perm_[size_t(gen.randint(uint64_t(i) + 1))]);
+    epoch_ = epoch;
+    ++permutations_;
+  }
+
+  int64_t size_, batch_;
+  uint64_t seed_;
+  int64_t epoch_ = -1, permutations_ = 0;
+  std::vector<int64_t> perm_;
+};
+
+/// The dataset indices of batch `step` (BatchOrder's, made for this one batch).
+inline std::vector<int64_t> batch_indices(int64_t size, int64_t batch, uint64_t seed, int64_t step) {
+  return BatchOrder(size, batch, seed).indices(step);
 }
 
 /// Produces batches step, step+1, ... on a background thread, `depth` ahead of the consumer.
@@ -53,7 +81,7 @@ class Loader {
  public:
   Loader(const Dataset& ds, const Tokenizer& tok, int64_t batch, int64_t text_length, uint64_t seed,
          int64_t first_step = 0, int depth = 2)
-      : ds_(ds), tok_(tok), batch_(batch), length_(text_length), seed_(seed), next_(first_step), depth_(depth) {
+      : ds_(ds), tok_(tok), order_(ds.size(), batch, seed), length_(text_length), next_(first_step), depth_(depth) {
     SIGLITE_CHECK(batch >= 1 && batch <= ds.size(), "Loader: batch size ", batch, " for a dataset of ", ds.size(),
                   " examples");
     worker_ = std::thread([this] { produce(); });
@@ -102,7 +130,7 @@ class Loader {
           cv_.wait(lock, [this] { return stop_ || static_cast<int>(queue_.size()) < depth_; });
           if (stop_) return;
         }
-        TextImageBatch b = load(ds_, tok_, batch_indices(ds_.size(), batch_, seed_, next_++), length_);
+        TextImageBatch b = load(ds_, tok_, order_.indices(next_++), length_);
         {
           std::lock_guard<std::mutex> lock(mu_);
           queue_.push_back(std::move(b));
@@ -118,8 +146,8 @@ class Loader {
 
   const Dataset& ds_;
   const Tokenizer& tok_;
-  int64_t batch_, length_;
-  uint64_t seed_;
+  BatchOrder order_;  // used by the worker thread alone
+  int64_t length_;
   int64_t next_;
   int depth_;
   std::mutex mu_;
