@@ -1,10 +1,14 @@
-// The kernel set: every computation siglite does goes through these functions. Each takes the
-// device and raw buffers (contiguous unless a View with strides is passed) and dispatches to a
-// backend. No autograd here. A CUDA backend implements the same set.
+// The kernel set: every computation siglite does on tensor memory goes through these interfaces. A
+// backend implements them once per device type and registers them (backend.hpp); an op asks
+// kernels::on<T>(device) for the set of its tensors' device and never names a backend. Every pointer
+// argument is a device pointer (Tensor::device_ptr()): only the backend may dereference it. No
+// autograd here, and no argument checking beyond what only the data can show: the ops check shapes,
+// devices and sizes before they call.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "siglite/core/device.hpp"
 #include "siglite/core/error.hpp"
@@ -77,6 +81,12 @@ struct AttentionArgs {
   T scale = 1;
 };
 
+/// The tiled sigmoid loss over embeddings x, y [n, d] (row-major, contiguous): t' and b are one-element device
+/// buffers, the logits t x_i . y_j + b are computed `tile` x `tile` at a time and never all held.
+struct SigmoidLossArgs {
+  int64_t n = 0, d = 0, tile = 0;
+};
+
 /// One AdamW step (torch.optim.AdamW): bias_correction1/2 = 1 - beta1^t, 1 - beta2^t for the
 /// parameter's step count t.
 struct AdamWArgs {
@@ -95,206 +105,108 @@ struct LionArgs {
   double lr = 0, beta1 = 0, beta2 = 0, weight_decay = 0;
 };
 
-}  // namespace siglite::kernels
-
-#include "backends/cpu/attention.hpp"
-#include "backends/cpu/elementwise.hpp"
-#include "backends/cpu/gemm.hpp"
-#include "backends/cpu/linear.hpp"
-#include "backends/cpu/loss.hpp"
-#include "backends/cpu/nn.hpp"
-#include "backends/cpu/optim.hpp"
-
-namespace siglite::kernels {
-
-/// Packed linear weights kept for reuse on one thread (see siglite::InferenceMode).
-using cpu::PackedWeights;
-
-namespace detail {
-inline void require_cpu(Device d, const char* kernel) {
-  SIGLITE_CHECK(d.is_cpu(), kernel, ": device ", d, " is not available (siglite was built without its backend)");
-}
-}  // namespace detail
-
-/// dst = src, element by element, both strided, same shape.
+/// A contiguous device buffer of n elements, one of the many a multi-tensor kernel takes.
 template <typename T>
-void copy(Device d, const View<const T>& src, const View<T>& dst) {
-  detail::require_cpu(d, "copy");
-  cpu::copy(src, dst);
-}
+struct Span {
+  T* data;
+  int64_t n;
+};
 
+/// Moving and setting elements: what every tensor type needs (float, double, int64_t).
 template <typename T>
-void fill(Device d, T* dst, int64_t n, T value) {
-  detail::require_cpu(d, "fill");
-  cpu::fill(dst, n, value);
-}
+class MemoryKernels {
+ public:
+  virtual ~MemoryKernels() = default;
+  /// dst = src, element by element, both strided, same shape.
+  virtual void copy(const View<const T>& src, const View<T>& dst) const = 0;
+  virtual void fill(T* dst, int64_t n, T value) const = 0;
+};
 
-/// out (contiguous, shape out_shape) = a op b, where a and b are already broadcast to out_shape
-/// (stride 0 along broadcast axes).
+/// The arithmetic of the floating-point tensors (float, double).
 template <typename T>
-void binary(Device d, Binary op, const View<const T>& a, const View<const T>& b, T* out) {
-  detail::require_cpu(d, "binary");
-  cpu::binary(op, a, b, out);
-}
+class Kernels : public MemoryKernels<T> {
+ public:
+  /// out (contiguous, shape out_shape) = a op b, where a and b are already broadcast to out_shape
+  /// (stride 0 along broadcast axes).
+  virtual void binary(Binary op, const View<const T>& a, const View<const T>& b, T* out) const = 0;
+  virtual void unary(Unary op, const T* x, T* y, int64_t n, T param) const = 0;
+  /// gx = gy * f'(x), with y = f(x) given too (some derivatives are cheaper from y; either may be null where
+  /// the derivative does not read it).
+  virtual void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param) const = 0;
+  /// Reduces the trailing `x.shape.size() - kept` axes of x into out (contiguous, the kept axes).
+  virtual void reduce(Reduce op, const View<const T>& x, size_t kept, T* out) const = 0;
+  virtual void gemm(const GemmArgs<T>& g, const T* a, const T* b, T* c) const = 0;
 
-template <typename T>
-void unary(Device d, Unary op, const T* x, T* y, int64_t n, T param) {
-  detail::require_cpu(d, "unary");
-  cpu::unary(op, x, y, n, param);
-}
+  /// Linear layer: y [rows, out] = x [rows, in] @ w^T (w [out, in]) + bias (may be null), then, when `act` is
+  /// given, a [rows, out] = act(y), y keeping the pre-activation unless a == y. `owner`, when given, keeps w
+  /// alive: the backend's weight cache (Backend::open_weight_cache) may then keep w in its own layout.
+  virtual void linear_forward(const T* x, const T* w, const T* bias, T* y, std::optional<Unary> act, T* a,
+                              int64_t rows, int64_t in, int64_t out,
+                              const std::shared_ptr<const void>& owner) const = 0;
+  /// Its gradients from ga (the gradient of a when `act` is given, else of y): gy [rows, out] receives the
+  /// pre-activation gradient when `act` is given (y or a may be null where act's derivative does not read it);
+  /// gx, gw, gb are overwritten where not null; x may be null when gw is, w when gx is.
+  virtual void linear_backward(const T* x, const T* w, const T* y, const T* a, std::optional<Unary> act,
+                               const T* ga, T* gy, T* gx, T* gw, T* gb, int64_t rows, int64_t in,
+                               int64_t out) const = 0;
 
-/// gx = gy * f'(x), with y = f(x) given too (some derivatives are cheaper from y).
-template <typename T>
-void unary_backward(Device d, Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param) {
-  detail::require_cpu(d, "unary_backward");
-  cpu::unary_backward(op, x, y, gy, gx, n, param);
-}
+  /// Softmax (or log-softmax) over the last axis of a [rows, cols] buffer. A row whose every entry is -inf (a
+  /// fully masked row) gives zeros (log-softmax: -inf) and passes no gradient.
+  virtual void softmax(const T* x, T* y, int64_t rows, int64_t cols, bool log) const = 0;
+  virtual void softmax_backward(const T* y, const T* gy, T* gx, int64_t rows, int64_t cols, bool log) const = 0;
 
-/// Reduces the trailing `x.shape.size() - kept` axes of x into out (contiguous, the kept axes).
-template <typename T>
-void reduce(Device d, Reduce op, const View<const T>& x, size_t kept, T* out) {
-  detail::require_cpu(d, "reduce");
-  cpu::reduce(op, x, kept, out);
-}
+  /// Layer norm over the last axis; w and b may be null. mean and rstd ([rows]) are kept for backward.
+  virtual void layer_norm(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows, int64_t cols,
+                          T eps) const = 0;
+  /// gx, and gw and gb when not null (overwritten, not accumulated).
+  virtual void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* gy, T* gx, T* gw,
+                                   T* gb, int64_t rows, int64_t cols) const = 0;
 
-template <typename T>
-void gemm(Device d, const GemmArgs<T>& g, const T* a, const T* b, T* c) {
-  detail::require_cpu(d, "gemm");
-  cpu::gemm(g, a, b, c);
-}
+  /// Attention forward: p [batch, heads, lq, lk] receives the attention weights (kept for backward),
+  /// out [batch, lq, heads * dv] (contiguous) the result. A query row whose every key is masked with -inf
+  /// attends to nothing: its weights and its output are zeros.
+  virtual void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, T* p,
+                                 T* out) const = 0;
+  /// Attention backward from gout [batch, lq, heads * dv] (contiguous): gq, gk, gv ([batch, length, ...] with the
+  /// row strides of the args, overwritten) where not null. The mask gets no gradient.
+  virtual void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, const T* p,
+                                  const T* gout, T* gq, T* gk, T* gv) const = 0;
 
-/// Linear layer: y [rows, out] = x [rows, in] @ w^T (w [out, in]) + bias (may be null), then, when `act` is
-/// given, a [rows, out] = act(y), y keeping the pre-activation. `owner`, when given, keeps w alive; then a
-/// PackedWeights cache serving this thread may pack w once and reuse it.
-template <typename T>
-void linear_forward(Device d, const T* x, const T* w, const T* bias, T* y, std::optional<Unary> act, T* a,
-                    int64_t rows, int64_t in, int64_t out, const std::shared_ptr<const void>& owner = nullptr) {
-  detail::require_cpu(d, "linear_forward");
-  cpu::linear_forward(x, w, bias, y, act, a, rows, in, out, owner);
-}
-/// Its gradients from ga (the gradient of a when `act` is given, else of y): gy receives the pre-activation
-/// gradient when `act` is given (y or a may be null where act's derivative does not read it); gx, gw, gb are
-/// overwritten where not null.
-template <typename T>
-void linear_backward(Device d, const T* x, const T* w, const T* y, const T* a, std::optional<Unary> act,
-                     const T* ga, T* gy, T* gx, T* gw, T* gb, int64_t rows, int64_t in, int64_t out) {
-  detail::require_cpu(d, "linear_backward");
-  cpu::linear_backward(x, w, y, a, act, ga, gy, gx, gw, gb, rows, in, out);
-}
-/// Softmax (or log-softmax) over the last axis of a [rows, cols] buffer.
-template <typename T>
-void softmax(Device d, const T* x, T* y, int64_t rows, int64_t cols, bool log) {
-  detail::require_cpu(d, "softmax");
-  cpu::softmax(x, y, rows, cols, log);
-}
+  /// out[o, i, :] = x[o, idx[i], :] for x [outer, n_src, inner], out [outer, n_idx, inner]. An index outside
+  /// [0, n_src) is an Error naming `op`, the index and its position (raised by the first host synchronisation
+  /// at the latest).
+  virtual void gather(const char* op, const T* x, const int64_t* idx, T* out, int64_t outer, int64_t n_src,
+                      int64_t n_idx, int64_t inner) const = 0;
+  /// gx[o, idx[i], :] += g[o, i, :]; gx must be zeroed by the caller; idx was checked by gather.
+  virtual void scatter_add(const T* g, const int64_t* idx, T* gx, int64_t outer, int64_t n_src, int64_t n_idx,
+                           int64_t inner) const = 0;
 
-template <typename T>
-void softmax_backward(Device d, const T* y, const T* gy, T* gx, int64_t rows, int64_t cols, bool log) {
-  detail::require_cpu(d, "softmax_backward");
-  cpu::softmax_backward(y, gy, gx, rows, cols, log);
-}
+  /// Copies [N,C,H,W] images into [N, (H/P)*(W/P), C*P*P] patches (row-major patch grid, each
+  /// patch flattened as (c, ky, kx) to match a conv weight [D,C,P,P]), or back when `to_images`.
+  virtual void patchify(T* images, T* patches, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p,
+                        bool to_images) const = 0;
 
-/// Layer norm over the last axis; w and b may be null. mean and rstd ([rows]) are kept for backward.
-template <typename T>
-void layer_norm(Device d, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows,
-                int64_t cols, T eps) {
-  detail::require_cpu(d, "layer_norm");
-  cpu::layer_norm(x, w, b, y, mean, rstd, rows, cols, eps);
-}
+  /// The tiled sigmoid loss of docs/loss.md: loss[0] = -sum_ij log_sigmoid(label_ij (exp(t'[0]) x_i . y_j + b[0]))
+  /// / n, label +1 on the diagonal and -1 elsewhere.
+  virtual void sigmoid_loss_forward(const SigmoidLossArgs& a, const T* x, const T* y, const T* t_prime,
+                                    const T* bias, T* loss) const = 0;
+  /// Its gradients, scaled by the loss's gradient g[0]: dx, dy [n, d] where not null (overwritten), and the
+  /// gradients of t' and b in dt_prime[0] and dbias[0].
+  virtual void sigmoid_loss_backward(const SigmoidLossArgs& a, const T* x, const T* y, const T* t_prime,
+                                     const T* bias, const T* g, T* dx, T* dy, T* dt_prime, T* dbias) const = 0;
 
-/// gx, and gw and gb when not null (overwritten, not accumulated).
-template <typename T>
-void layer_norm_backward(Device d, const T* x, const T* w, const T* mean, const T* rstd, const T* gy,
-                         T* gx, T* gw, T* gb, int64_t rows, int64_t cols) {
-  detail::require_cpu(d, "layer_norm_backward");
-  cpu::layer_norm_backward(x, w, mean, rstd, gy, gx, gw, gb, rows, cols);
-}
+  /// In-place optimizer updates of a contiguous parameter p from its gradient g and its state
+  /// buffers (each of n elements).
+  virtual void adamw_update(T* p, const T* g, T* exp_avg, T* exp_avg_sq, int64_t n, const AdamWArgs& a) const = 0;
+  virtual void sgd_update(T* p, const T* g, T* momentum_buffer, int64_t n, const SgdArgs& a) const = 0;
+  virtual void lion_update(T* p, const T* g, T* exp_avg, int64_t n, const LionArgs& a) const = 0;
 
-/// Attention forward: p [batch, heads, lq, lk] receives the attention weights (kept for backward),
-/// out [batch, lq, heads * dv] (contiguous) the result.
-template <typename T>
-void attention_forward(Device d, const AttentionArgs<T>& a, const T* q, const T* k, const T* v, T* p, T* out) {
-  detail::require_cpu(d, "attention_forward");
-  cpu::attention_forward(a, q, k, v, p, out);
-}
-
-/// Attention backward from gout [batch, lq, heads * dv] (contiguous): gq, gk, gv ([batch, length, ...] with the
-/// row strides of the args, overwritten) where not null. The mask gets no gradient.
-template <typename T>
-void attention_backward(Device d, const AttentionArgs<T>& a, const T* q, const T* k, const T* v, const T* p,
-                        const T* gout, T* gq, T* gk, T* gv) {
-  detail::require_cpu(d, "attention_backward");
-  cpu::attention_backward(a, q, k, v, p, gout, gq, gk, gv);
-}
-
-/// out[o, i, :] = x[o, idx[i], :] for x [outer, n_src, inner], out [outer, n_idx, inner].
-template <typename T>
-void gather(Device d, const T* x, const int64_t* idx, T* out, int64_t outer, int64_t n_src, int64_t n_idx,
-            int64_t inner) {
-  detail::require_cpu(d, "gather");
-  cpu::gather(x, idx, out, outer, n_src, n_idx, inner);
-}
-
-/// gx[o, idx[i], :] += g[o, i, :]; gx must be zeroed by the caller.
-template <typename T>
-void scatter_add(Device d, const T* g, const int64_t* idx, T* gx, int64_t outer, int64_t n_src,
-                 int64_t n_idx, int64_t inner) {
-  detail::require_cpu(d, "scatter_add");
-  cpu::scatter_add(g, idx, gx, outer, n_src, n_idx, inner);
-}
-
-/// One tile of the sigmoid loss (the tiled loss calls it once per tile): z [rows, cols], leading dimension ld,
-/// holds t * x_i . y_j; returns sum of -log_sigmoid(label * (z + bias)) in double, with label +1 on the pairs
-/// where col == row + diag (the positives) and -1 elsewhere.
-template <typename T>
-double sigmoid_loss_tile(Device d, const T* z, int64_t rows, int64_t cols, int64_t ld, int64_t diag, T bias) {
-  detail::require_cpu(d, "sigmoid_loss_tile");
-  return cpu::sigmoid_loss_tile(z, rows, cols, ld, diag, bias);
-}
-
-/// Backward of one tile: overwrites z with G = (sigmoid(z + bias) - [col == row + diag]) * scale and adds
-/// sum(G) to *sum_g and sum(G .* z) (z as given, so t * x_i . y_j) to *sum_gz: the gradients of b and t'.
-template <typename T>
-void sigmoid_loss_tile_backward(Device d, T* z, int64_t rows, int64_t cols, int64_t ld, int64_t diag, T bias,
-                                T scale, double* sum_g, double* sum_gz) {
-  detail::require_cpu(d, "sigmoid_loss_tile_backward");
-  cpu::sigmoid_loss_tile_backward(z, rows, cols, ld, diag, bias, scale, sum_g, sum_gz);
-}
-
-/// Copies [N,C,H,W] images into [N, (H/P)*(W/P), C*P*P] patches (row-major patch grid, each
-/// patch flattened as (c, ky, kx) to match a conv weight [D,C,P,P]), or back when `to_images`.
-template <typename T>
-void patchify(Device d, T* images, T* patches, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p,
-              bool to_images) {
-  detail::require_cpu(d, "patchify");
-  cpu::patchify(images, patches, n, c, h, w, p, to_images);
-}
-
-/// In-place optimizer updates of a contiguous parameter p from its gradient g and its state
-/// buffers (each of n elements).
-template <typename T>
-void adamw_update(Device d, T* p, const T* g, T* exp_avg, T* exp_avg_sq, int64_t n, const AdamWArgs& a) {
-  detail::require_cpu(d, "adamw_update");
-  cpu::adamw_update(p, g, exp_avg, exp_avg_sq, n, a);
-}
-
-template <typename T>
-void sgd_update(Device d, T* p, const T* g, T* momentum_buffer, int64_t n, const SgdArgs& a) {
-  detail::require_cpu(d, "sgd_update");
-  cpu::sgd_update(p, g, momentum_buffer, n, a);
-}
-
-template <typename T>
-void lion_update(Device d, T* p, const T* g, T* exp_avg, int64_t n, const LionArgs& a) {
-  detail::require_cpu(d, "lion_update");
-  cpu::lion_update(p, g, exp_avg, n, a);
-}
-
-/// Sum of squares of a contiguous buffer, accumulated in double (gradient norms).
-template <typename T>
-double sum_squares(Device d, const T* x, int64_t n) {
-  detail::require_cpu(d, "sum_squares");
-  return cpu::sum_squares(x, n);
-}
+  /// norm[0] (a double on the device) = the L2 norm of all the buffers together, summed in double in a fixed
+  /// order: the same bits for any number of threads.
+  virtual void global_norm(const std::vector<Span<const T>>& xs, double* norm) const = 0;
+  /// Multiplies every buffer by max_norm / (norm[0] + 1e-6) where norm[0] is finite and that factor is below 1,
+  /// else leaves them: gradient clipping with the norm left on the device.
+  virtual void clip_by_norm(const std::vector<Span<T>>& xs, const double* norm, double max_norm) const = 0;
+};
 
 }  // namespace siglite::kernels

@@ -1,7 +1,7 @@
 // Memory and time of the sigmoid loss, forward + backward in float: the tiled loss at a large batch
 // (default n = 16384, d = 768), where the naive one would need n*n*4 bytes per [n, n] tensor (1 GiB
 // at 16384), and both side by side at a batch the naive one can afford (default 4096).
-// Memory is the peak of siglite's CpuAllocator bytes in use beyond what was in use before the call
+// Memory is the peak of the CPU allocator's bytes in use beyond what was in use before the call
 // (the inputs). Prints a table, then one JSON line.
 //
 //   bench_loss_memory [--n 16384] [--d 768] [--tile 256] [--naive-n 4096] [--repeats 1]
@@ -11,12 +11,14 @@
 #include <cstring>
 #include <string>
 
+#include <omp.h>
+
 #include <siglite/loss/sigmoid.hpp>
 #include <siglite/siglite.hpp>
 
 namespace {
 
-using siglite::CpuAllocator;
+using siglite::Allocator;
 using siglite::Tensor;
 using siglite::loss::SigmoidImpl;
 
@@ -48,7 +50,7 @@ Run measure(SigmoidImpl impl, int64_t n, int64_t d, int64_t tile, int repeats) {
     Tensor<float> bias = Tensor<float>::full({1}, -10.0f).set_requires_grad();
     img.zero_grad();
     txt.zero_grad();
-    auto& alloc = CpuAllocator::instance();
+    Allocator& alloc = siglite::backends::of(siglite::Device::cpu()).allocator(0);
     const int64_t before = alloc.stats().bytes_in_use;
     alloc.reset_peak();
     auto t0 = std::chrono::steady_clock::now();
@@ -98,7 +100,7 @@ int main(int argc, char** argv) {
   const int64_t tile = arg(argc, argv, "--tile", 256), naive_n = arg(argc, argv, "--naive-n", 4096);
   const int repeats = static_cast<int>(arg(argc, argv, "--repeats", 1));
   std::printf("sigmoid loss, float, forward + backward, tile %lld, %d OpenMP threads\n", static_cast<long long>(tile),
-              siglite::cpu::max_threads());
+              omp_get_max_threads());
 
   const Run tiled = measure(SigmoidImpl::Tiled, n, d, tile, repeats);
   print_row("tiled", tiled);
@@ -121,7 +123,7 @@ int main(int argc, char** argv) {
   std::printf("{\"bench\":\"sigmoid_loss_memory\",\"dtype\":\"float\",\"tile\":%lld,\"threads\":%d,\"tiled\":%s,"
               "\"tiled_small\":%s,\"naive_small\":%s,\"naive_logits_bytes_at_n\":%.0f,"
               "\"naive_peak_in_logit_tensors\":%.2f}\n",
-              static_cast<long long>(tile), siglite::cpu::max_threads(), json(tiled).c_str(),
+              static_cast<long long>(tile), omp_get_max_threads(), json(tiled).c_str(),
               json(tiled_small).c_str(), json(naive_small).c_str(), naive_logits_at_n, naive_ratio);
   return 0;
 }

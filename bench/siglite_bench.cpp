@@ -260,7 +260,7 @@ void add_image_tower(Products& p, const models::VisionConfig& v, int64_t batch) 
   const int64_t patches = v.num_patches(), d = v.hidden_size, mlp = v.intermediate_size;
   p.linear(batch * patches, v.num_channels * v.patch_size * v.patch_size, d, 1, false);
   p.layer(batch, patches, d, v.num_attention_heads, mlp, false, v.num_hidden_layers);
-  if (v.pooling != "map") return;
+  if (v.pooling != models::VisionPooling::Map) return;
   p.linear(1, d, d);
   p.linear(batch * patches, d, d, 2);
   p.attention(Products::Kind::Probe, batch, patches, v.num_attention_heads, d / v.num_attention_heads);
@@ -460,7 +460,7 @@ nlohmann::json bench_loss(const Args& a) {
     img = l2_normalize(Tensor<float>::randn({n, d}, gen)).detach().set_requires_grad();
     txt = l2_normalize(Tensor<float>::randn({n, d}, gen)).detach().set_requires_grad();
   }
-  auto& alloc = CpuAllocator::instance();
+  Allocator& alloc = backends::of(Device::cpu()).allocator(0);
   std::vector<double> loss_times, gemm_times;
   int64_t peak = 0;
   for (int64_t s = 0; s < steps; ++s) {
@@ -478,6 +478,7 @@ nlohmann::json bench_loss(const Args& a) {
     SIGLITE_CHECK(std::isfinite(loss.item()), "siglite-bench: non-finite loss");
 
     // The same GEMMs, tile by tile as the loss runs them, with nothing between them.
+    const kernels::Kernels<float>& gemm = kernels::on<float>(Device::cpu());
     Tensor<float> dx = Tensor<float>::zeros({n, d}), dy = Tensor<float>::zeros({n, d});
     t0 = clock_type::now();
     const int64_t nt = (n + tile - 1) / tile;
@@ -490,13 +491,13 @@ nlohmann::json bench_loss(const Args& a) {
           for (int64_t i = 0; i < nt; ++i) {
             const int64_t j = (i + sh) % nt, i0 = i * tile, j0 = j * tile;
             const int64_t r = std::min(tile, n - i0), c = std::min(tile, n - j0);
-            loss::detail::tile_similarities(Device::cpu(), img.data(), txt.data(), d, i0, r, j0, c, 1.0f, zt.data(),
-                                            tile);
+            gemm.gemm(kernels::single_gemm<float>(false, true, r, c, d, d, d, tile), img.data() + i0 * d,
+                      txt.data() + j0 * d, zt.data());
             if (pass == 1) {
-              loss::detail::tile_accumulate(Device::cpu(), false, r, c, d, 1.0f, zt.data(), tile,
-                                            txt.data() + j0 * d, dx.data() + i0 * d);
-              loss::detail::tile_accumulate(Device::cpu(), true, c, r, d, 1.0f, zt.data(), tile,
-                                            img.data() + i0 * d, dy.data() + j0 * d);
+              gemm.gemm(kernels::single_gemm<float>(false, false, r, d, c, tile, d, d, 1.0f, 1.0f), zt.data(),
+                        txt.data() + j0 * d, dx.data() + i0 * d);
+              gemm.gemm(kernels::single_gemm<float>(true, false, c, d, r, tile, d, d, 1.0f, 1.0f), zt.data(),
+                        img.data() + i0 * d, dy.data() + j0 * d);
             }
           }
         }
@@ -563,7 +564,7 @@ int main(int argc, char** argv) {
                        : a.mode == "infer"     ? bench_infer(a)
                        : a.mode == "attention" ? bench_attention(a)
                                                : bench_loss(a);
-    j["threads"] = cpu::max_threads();
+    j["threads"] = omp_get_max_threads();
     if (!j.contains("peak_rss_mib")) j["peak_rss_mib"] = peak_rss_mib();
     std::printf("%s\n", j.dump().c_str());
     return 0;

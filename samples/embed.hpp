@@ -105,13 +105,17 @@ inline Inputs collect(const std::string& input, const std::vector<std::string>& 
   return in;
 }
 
-/// image_embeds [N, E] and/or text_embeds [M, E] of checked inputs.
+/// image_embeds [N, E] and/or text_embeds [M, E] of checked inputs (host tensors), computed on the model's device.
 inline io::TensorMap embeddings(const models::SigLIP<float>& model, const Inputs& in) {
   io::TensorMap out;
   if (in.pixels.defined())
-    out["image_embeds"] = in_batches(in.pixels, [&](const Tensor<float>& x) { return model.image_embeddings(x); });
+    out["image_embeds"] = in_batches(in.pixels, [&](const Tensor<float>& x) {
+      return model.image_embeddings(x.to(model.device())).to(Device::cpu());
+    });
   if (in.ids.defined())
-    out["text_embeds"] = in_batches(in.ids, [&](const Tensor<int64_t>& x) { return model.text_embeddings(x); });
+    out["text_embeds"] = in_batches(in.ids, [&](const Tensor<int64_t>& x) {
+      return model.text_embeddings(x.to(model.device())).to(Device::cpu());
+    });
   return out;
 }
 

@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
     opt.weight_decay = args.num("wd", 1e-4);
     opt.warmup_fraction = args.num("warmup", 0.1);
     opt.bias_lr_mult = args.num("bias-lr-mult", 1.0);
-    opt.loss = args.get("loss", "tiled");
+    opt.loss = parse<train::LossKind>(args.get("loss", "tiled"));
     opt.seed = seed;
     opt.lock_image = args.has("lock-image");
     opt.out_dir = out;
@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
     if (tty) std::fprintf(stderr, "\n");
     if (!out.empty()) {
       try {  // the checkpoint is already saved: a plot that cannot be written is worth a warning, not the run
-        write_plots(out, r.history, opt.loss, model, *train_set, *tok);
+        write_plots(out, r.history, to_string(opt.loss), model, *train_set, *tok);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "siglite-train: plots not written: %s\n", e.what());
       }

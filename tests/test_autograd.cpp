@@ -88,7 +88,7 @@ TEST_CASE("autograd: deep graphs neither recurse nor overflow the stack", "[auto
 }
 
 TEST_CASE("autograd: saved tensors are released after backward", "[autograd]") {
-  CpuAllocator& alloc = CpuAllocator::instance();
+  Allocator& alloc = backends::of(Device::cpu()).allocator(0);
   Generator gen(3);
   const TD w = TD::randn({256, 256}, gen).set_requires_grad();
   TD loss;

@@ -109,7 +109,7 @@ TEST_CASE("errors: dtype and device mismatches", "[errors]") {
   // tensors cannot take gradients.
   CHECK_THROWS_WITH(Tensor<int64_t>::zeros({2}).set_requires_grad(), Contains("floating-point"));
   // Devices: only the CPU exists in this build; asking for another is an error, not a crash.
-  CHECK_THROWS_WITH(TF::zeros({2}).to(Device::cuda(0)), Contains("to") && Contains("cuda:0"));
+  CHECK_THROWS_WITH(TF::zeros({2}).to(Device::cuda(0)), Contains("cuda:0 is not available"));
   CHECK_THROWS_WITH(TF::zeros({2}, Device::cuda(0)), Contains("cuda:0"));
 }
 

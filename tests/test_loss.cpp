@@ -330,7 +330,7 @@ TEST_CASE("loss: sigmoid tiled keeps memory O(n*d), naive holds n x n logits", "
   const auto peak_of = [&](SigmoidImpl impl) {
     TF img = leaf<float>(x, {n, d}), txt = leaf<float>(y, {n, d});
     TF tp = leaf<float>({std::log(10.0)}, {1}), bias = leaf<float>({-10.0}, {1});
-    auto& alloc = CpuAllocator::instance();
+    Allocator& alloc = backends::of(Device::cpu()).allocator(0);
     const int64_t before = alloc.stats().bytes_in_use;
     alloc.reset_peak();
     loss::sigmoid_loss(img, txt, tp, bias, impl, tile).backward();

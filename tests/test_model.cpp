@@ -193,12 +193,12 @@ TEST_CASE("model: the text tower pools the first or the last position, as the fu
   Generator gen(4);
   const Tensor<int64_t> ids = Tensor<int64_t>::from_vector({3, 7, 2, 1, 1, 4, 9, 1, 1, 1}, {2, 5});
   const Tensor<int64_t> keep = Tensor<int64_t>::from_vector({1, 1, 1, 1, 0, 1, 1, 1, 0, 0}, {2, 5});
-  for (const std::string pooling : {"first", "last"}) {
+  for (const models::TextPooling pooling : {models::TextPooling::First, models::TextPooling::Last}) {
     c.pooling = pooling;
     const models::TextTransformer<double> text(c, gen);
-    const int64_t pos = pooling == "last" ? 4 : 0;
+    const int64_t pos = pooling == models::TextPooling::Last ? 4 : 0;
     for (const Tensor<int64_t>& attention_mask : {Tensor<int64_t>(), keep}) {
-      INFO("pooling " << pooling << (attention_mask.defined() ? ", with an attention mask" : ""));
+      INFO("pooling " << to_string(pooling) << (attention_mask.defined() ? ", with an attention mask" : ""));
       const double off = -std::numeric_limits<double>::infinity();
       Tensor<double> mask;
       if (attention_mask.defined()) mask = Tensor<double>::from_vector({0, 0, 0, 0, off, 0, 0, 0, off, off}, {2, 1, 1, 5});
@@ -277,7 +277,7 @@ TEST_CASE("InferenceMode: the outputs of NoGradGuard bit for bit, each weight pa
     CHECK_FALSE(grad_enabled());
     same(model->forward(images, ids), plain);
 #ifdef SIGLITE_WITH_ONEDNN
-    CHECK(kernels::PackedWeights::active_count() == linears);
+    CHECK(InferenceMode::cached_weights(Device::cpu()) == linears);
 #endif
     CHECK(InferenceMode::derived_count() == stacked);
     same(model->forward(images, ids), plain);  // served from the packed copies
@@ -287,17 +287,17 @@ TEST_CASE("InferenceMode: the outputs of NoGradGuard bit for bit, each weight pa
     }
     CHECK(InferenceMode::active());
 #ifdef SIGLITE_WITH_ONEDNN
-    CHECK(kernels::PackedWeights::active_count() == linears);  // other row counts, the same weights
+    CHECK(InferenceMode::cached_weights(Device::cpu()) == linears);  // other row counts, the same weights
 #endif
     CHECK(InferenceMode::derived_count() == stacked);
   }
   CHECK_FALSE(InferenceMode::active());
   CHECK(grad_enabled());
-  CHECK(kernels::PackedWeights::active_count() == 0);
+  CHECK(InferenceMode::cached_weights(Device::cpu()) == 0);
   CHECK(InferenceMode::derived_count() == 0);
 }
 
-TEST_CASE("InferenceMode: a new scope sees weights changed since the last one; changing them inside is refused",
+TEST_CASE("InferenceMode: a new scope sees weights changed since the last one, and changing them inside is refused",
           "[model][errors]") {
   const auto model = load_tiny<float>();
   const io::TensorMap golden = io::load_safetensors(kTiny / "golden.safetensors");
@@ -414,6 +414,28 @@ TEST_CASE("modules: names, state, freezing and modes", "[nn]") {
   CHECK(net.norm->weight.to_vector() == std::vector<float>{7, 7});
 }
 
+TEST_CASE("modules: Dropout follows train() and eval() of the tree it is in", "[nn]") {
+  struct Net : nn::Module<float> {
+    Net() { drop = register_module("drop", std::make_shared<nn::Dropout<float>>(0.5, 3)); }
+    std::shared_ptr<nn::Dropout<float>> drop;
+  };
+  Net net;
+  const Tensor<float> x = Tensor<float>::ones({1000});
+  const auto zeros = [](const Tensor<float>& y) {
+    int64_t n = 0;
+    for (float v : y.to_vector()) n += v == 0.0f;
+    return n;
+  };
+  const int64_t dropped = zeros(net.drop->forward(x));
+  CHECK(dropped > 400);
+  CHECK(dropped < 600);
+  net.eval();
+  CHECK(net.drop->forward(x).to_vector() == x.to_vector());
+  net.train();
+  CHECK(zeros(net.drop->forward(x)) > 400);
+  CHECK_THROWS_WITH(nn::Dropout<float>(1.5), Contains("Dropout") && Contains("1.5"));
+}
+
 TEST_CASE("model: the fixed 2-D sin-cos position embedding", "[model]") {
   const Tensor<double> pe = nn::init::sincos_2d<double>(2, 3, 8);  // 2 rows, 3 columns of patches
   REQUIRE(pe.shape() == Shape{6, 8});
@@ -422,13 +444,21 @@ TEST_CASE("model: the fixed 2-D sin-cos position embedding", "[model]") {
                             std::sin(1.0), std::sin(1e-4), std::cos(1.0), std::cos(1e-4)};
   for (int64_t k = 0; k < 8; ++k) CHECK(pe.at({5, k}) == Approx(expect[k]).epsilon(1e-12));
   SiglipConfig c = SiglipConfig::load((kTiny / "config.json").string());
-  c.vision.posemb = "sincos2d";
+  c.vision.posemb = models::PositionEmbedding::SinCos2d;
   const SigLIP<float> model(c);
   CHECK_FALSE(model.state_dict().count("vision_model.embeddings.position_embedding.weight"));
   CHECK(model.image_embeddings(Tensor<float>::zeros({2, 3, 8, 8})).shape() == Shape{2, 16});
-  CHECK(SiglipConfig::from_json(c.to_json()).vision.posemb == "sincos2d");
-  c.vision.posemb = "rope";
-  CHECK_THROWS_WITH(c.validate(), Contains("posemb 'rope'"));
+  CHECK(c.to_json()["vision_config"]["siglite_posemb"] == "sincos2d");
+  CHECK(SiglipConfig::from_json(c.to_json()).vision.posemb == models::PositionEmbedding::SinCos2d);
+  nlohmann::json j = c.to_json();
+  j["vision_config"]["siglite_posemb"] = "rope";
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("posemb 'rope' is not learn or sincos2d"));
+  j["vision_config"]["siglite_posemb"] = "learn";
+  j["vision_config"]["siglite_pooling"] = "cls";
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("vision pooling 'cls' is not map, gap or none"));
+  j["vision_config"]["siglite_pooling"] = "gap";
+  j["text_config"]["siglite_pooling"] = "mean";
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("text pooling 'mean' is not last or first"));
 }
 
 TEST_CASE("config: HF config.json form, presets and errors", "[nn]") {

@@ -492,9 +492,9 @@ TEST_CASE("optim: step updates in place, skips parameters without gradient and a
   const std::vector<float> m_before = opt.state_dict().tensors.at("exp_avg.layer.bias").to_vector();
   set_step_grads(params, 1);
   params[1].second.zero_grad();
-  const AllocatorStats a0 = CpuAllocator::instance().stats();
+  const AllocatorStats a0 = memory_stats();
   opt.step();
-  const AllocatorStats a1 = CpuAllocator::instance().stats();
+  const AllocatorStats a1 = memory_stats();
   CHECK(a1.system_allocations == a0.system_allocations);
   CHECK(a1.cache_hits == a0.cache_hits);
   CHECK(a1.bytes_in_use == a0.bytes_in_use);
@@ -525,10 +525,10 @@ TEST_CASE("optim: the parallel update of a large buffer equals the serial one", 
   a.bias_correction1 = 0.19;
   a.bias_correction2 = 0.0975;
   std::vector<float> p1 = p, m1 = m, v1 = v, p2 = p, m2 = m, v2 = v;
-  kernels::adamw_update(Device::cpu(), p1.data(), g.data(), m1.data(), v1.data(), n, a);
+  const kernels::Kernels<float>& k = kernels::on<float>(Device::cpu());
+  k.adamw_update(p1.data(), g.data(), m1.data(), v1.data(), n, a);
   for (int64_t b = 0; b < n; b += 1000)  // small chunks run on one thread
-    kernels::adamw_update(Device::cpu(), p2.data() + b, g.data() + b, m2.data() + b, v2.data() + b,
-                          std::min<int64_t>(1000, n - b), a);
+    k.adamw_update(p2.data() + b, g.data() + b, m2.data() + b, v2.data() + b, std::min<int64_t>(1000, n - b), a);
   CHECK(p1 == p2);
   CHECK(m1 == m2);
   CHECK(v1 == v2);

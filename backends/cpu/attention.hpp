@@ -9,8 +9,9 @@
 #include <limits>
 #include <vector>
 
-#include "backends/cpu/gemm.hpp"
-#include "backends/cpu/parallel.hpp"
+#include "siglite/backends/kernels.hpp"
+#include "siglite/backends/cpu/gemm.hpp"
+#include "siglite/backends/cpu/parallel.hpp"
 
 namespace siglite::cpu {
 
@@ -59,8 +60,11 @@ void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const 
           const T* m = a.mask + b * a.mask_batch + h * a.mask_head + i * a.mask_row;
           for (int64_t j = 0; j < a.lk; ++j) row[j] += m[j * a.mask_col];
         }
-        T mx = row.maxCoeff();
-        if (mx == -std::numeric_limits<T>::infinity()) mx = 0;  // a fully masked row stays finite
+        const T mx = row.maxCoeff();
+        if (mx == -std::numeric_limits<T>::infinity()) {  // a fully masked row attends to nothing
+          row.setZero();
+          continue;
+        }
         row = (row - mx).exp();
         row /= row.sum();
       }

@@ -7,7 +7,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "backends/cpu/parallel.hpp"
+#include "siglite/backends/kernels.hpp"
+#include "siglite/backends/cpu/parallel.hpp"
 
 namespace siglite::cpu {
 

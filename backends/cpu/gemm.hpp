@@ -11,7 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "siglite/core/allocator.hpp"
+#include "siglite/backends/kernels.hpp"
+#include "siglite/backends/cpu/allocator.hpp"
 
 #ifdef SIGLITE_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
@@ -33,7 +34,7 @@ class PackedWeights {
   }
   ~PackedWeights() {
     if (serving_) current() = nullptr;
-    for (auto& [key, e] : entries_) CpuAllocator::instance().deallocate(e.data, e.bytes);
+    for (auto& [key, e] : entries_) host_allocator().deallocate(e.data, e.bytes);
   }
   PackedWeights(const PackedWeights&) = delete;
   PackedWeights& operator=(const PackedWeights&) = delete;
@@ -51,7 +52,7 @@ class PackedWeights {
     const auto key = std::make_tuple(w, in, out);
     auto it = entries_.find(key);
     if (it != entries_.end() && it->second.layout == layout) return it->second.data;
-    CpuAllocator& alloc = CpuAllocator::instance();
+    HostAllocator& alloc = host_allocator();
     void* data = alloc.allocate(bytes);
     try {
       pack(data);
@@ -221,14 +222,6 @@ class OneDnn {
   using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                          int64_t, int64_t, float, float>;
   /// Bytes from the caching allocator for the length of a call.
-  struct ScratchBuffer {
-    explicit ScratchBuffer(size_t n) : bytes(n), data(CpuAllocator::instance().allocate(n)) {}
-    ~ScratchBuffer() { CpuAllocator::instance().deallocate(data, bytes); }
-    ScratchBuffer(const ScratchBuffer&) = delete;
-    ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-    size_t bytes;
-    void* data;
-  };
   using LinearKey = std::tuple<int64_t, int64_t, int64_t, bool>;
   struct LinearPrimitive {
     dnnl::matmul matmul;

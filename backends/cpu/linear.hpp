@@ -13,9 +13,10 @@
 #include <optional>
 #include <vector>
 
-#include "backends/cpu/elementwise.hpp"
-#include "backends/cpu/gemm.hpp"
-#include "backends/cpu/parallel.hpp"
+#include "siglite/backends/kernels.hpp"
+#include "siglite/backends/cpu/elementwise.hpp"
+#include "siglite/backends/cpu/gemm.hpp"
+#include "siglite/backends/cpu/parallel.hpp"
 
 namespace siglite::cpu {
 

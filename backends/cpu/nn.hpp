@@ -6,7 +6,8 @@
 #include <limits>
 #include <vector>
 
-#include "backends/cpu/parallel.hpp"
+#include "siglite/backends/kernels.hpp"
+#include "siglite/backends/cpu/parallel.hpp"
 
 namespace siglite::cpu {
 
@@ -16,9 +17,13 @@ void softmax(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = x + r * cols;
       T* yr = y + r * cols;
-      T mx = -std::numeric_limits<T>::infinity();
+      constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+      T mx = kNegInf;
       for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, xr[c]);
-      if (mx == -std::numeric_limits<T>::infinity()) mx = 0;  // a fully masked row stays finite
+      if (mx == kNegInf) {  // a fully masked row: softmax zeros, log-softmax log(0)
+        std::fill_n(yr, cols, log ? kNegInf : T(0));
+        continue;
+      }
       T sum = 0;
       for (int64_t c = 0; c < cols; ++c) {
         const T ev = std::exp(xr[c] - mx);
@@ -47,6 +52,10 @@ void softmax_backward(const T* y, const T* gy, T* gx, int64_t rows, int64_t cols
       T* out = gx + r * cols;
       T dot = 0;
       if (log) {
+        if (cols > 0 && *std::max_element(yr, yr + cols) == -std::numeric_limits<T>::infinity()) {
+          std::fill_n(out, cols, T(0));  // a fully masked row passes no gradient
+          continue;
+        }
         for (int64_t c = 0; c < cols; ++c) dot += gr[c];
         for (int64_t c = 0; c < cols; ++c) out[c] = gr[c] - std::exp(yr[c]) * dot;
       } else {
@@ -108,7 +117,11 @@ void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, c
 }
 
 template <typename T>
-void gather(const T* x, const int64_t* idx, T* out, int64_t outer, int64_t n_src, int64_t n_idx, int64_t inner) {
+void gather(const char* op, const T* x, const int64_t* idx, T* out, int64_t outer, int64_t n_src, int64_t n_idx,
+            int64_t inner) {
+  for (int64_t i = 0; i < n_idx; ++i)
+    SIGLITE_CHECK(idx[i] >= 0 && idx[i] < n_src, op, ": index ", idx[i], " at position ", i,
+                  " is out of range [0, ", n_src, ")");
   parallel_for(outer * n_idx, inner, [&](int64_t b, int64_t e) {
     for (int64_t j = b; j < e; ++j) {
       const int64_t o = j / n_idx, i = j % n_idx;

@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
-#include "backends/cpu/parallel.hpp"
+#include "siglite/backends/kernels.hpp"
+#include "siglite/backends/cpu/elementwise.hpp"
+#include "siglite/backends/cpu/parallel.hpp"
 
 namespace siglite::cpu {
 
@@ -86,6 +89,21 @@ double sum_squares(const T* x, int64_t n) {
   double total = 0;
   for (int64_t b = 0; b < blocks; ++b) total += partial[b];
   return total;
+}
+
+template <typename T>
+void global_norm(const std::vector<kernels::Span<const T>>& xs, double* norm) {
+  double total = 0;
+  for (const auto& x : xs) total += sum_squares(x.data, x.n);
+  norm[0] = std::sqrt(total);
+}
+
+template <typename T>
+void clip_by_norm(const std::vector<kernels::Span<T>>& xs, const double* norm, double max_norm) {
+  if (!std::isfinite(norm[0])) return;
+  const double coef = max_norm / (norm[0] + 1e-6);
+  if (coef >= 1) return;
+  for (const auto& x : xs) unary(kernels::Unary::MulScalar, x.data, x.data, x.n, static_cast<T>(coef));
 }
 
 }  // namespace siglite::cpu

@@ -1,13 +1,19 @@
-// siglite: the public API in one include.
+// siglite: the public API in one include, with the CPU backend registered. The headers below declare what they
+// use of each other (siglite/fwd.hpp) rather than include it; this one includes them all.
 #pragma once
+
+#include "siglite/backends/backend.hpp"
+#include "siglite/backends/cpu.hpp"
 
 #include "siglite/core/allocator.hpp"
 #include "siglite/core/device.hpp"
 #include "siglite/core/error.hpp"
 #include "siglite/core/files.hpp"
 #include "siglite/core/generator.hpp"
+#include "siglite/core/names.hpp"
 #include "siglite/core/shape.hpp"
 #include "siglite/core/tensor.hpp"
+#include "siglite/fwd.hpp"
 
 #include "siglite/autograd/engine.hpp"
 #include "siglite/autograd/gradcheck.hpp"

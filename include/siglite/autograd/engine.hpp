@@ -14,7 +14,7 @@ namespace detail {
 template <typename T>
 Tensor<T> add_grads(const Tensor<T>& a, const Tensor<T>& b) {
   Tensor<T> out = Tensor<T>::empty(a.shape(), a.device());
-  kernels::binary(a.device(), kernels::Binary::Add, a.view(), b.view(), out.data());
+  kernels::on<T>(a.device()).binary(kernels::Binary::Add, a.view(), b.view(), out.device_ptr());
   return out;
 }
 
@@ -25,7 +25,7 @@ void accumulate_leaf(TensorImpl<T>& leaf, const Tensor<T>& g) {
     return;
   }
   Tensor<T> acc(leaf.grad);
-  kernels::binary(acc.device(), kernels::Binary::Add, acc.view(), g.view(), acc.data());
+  kernels::on<T>(acc.device()).binary(kernels::Binary::Add, acc.view(), g.view(), acc.device_ptr());
 }
 
 }  // namespace detail

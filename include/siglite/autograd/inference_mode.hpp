@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "backends/kernels.hpp"
+#include "siglite/backends/backend.hpp"
 #include "siglite/autograd/node.hpp"
 #include "siglite/core/tensor.hpp"
 
@@ -25,7 +25,10 @@ namespace siglite {
 class InferenceMode {
  public:
   InferenceMode() : serving_(current() == nullptr) {
-    if (serving_) current() = this;
+    if (!serving_) return;
+    current() = this;
+    for (Backend* b : backends::registered())
+      if (std::shared_ptr<void> cache = b->open_weight_cache()) weight_caches_.push_back(std::move(cache));
   }
   ~InferenceMode() {
     if (serving_) current() = nullptr;
@@ -44,7 +47,7 @@ class InferenceMode {
     if (!m) return make();
     std::vector<intptr_t> key{static_cast<intptr_t>(typeid(T).hash_code())};
     for (const Tensor<T>& s : sources) {
-      key.push_back(reinterpret_cast<intptr_t>(s.data()));
+      key.push_back(reinterpret_cast<intptr_t>(s.device_ptr()));
       key.push_back(static_cast<intptr_t>(s.dim()));
       for (size_t i = 0; i < s.dim(); ++i) {
         key.push_back(static_cast<intptr_t>(s.shape()[i]));
@@ -61,6 +64,9 @@ class InferenceMode {
     return Tensor<T>(std::static_pointer_cast<TensorImpl<T>>(it->second.value));
   }
 
+  /// How many weights device d's backend keeps in its own layout for the scope serving this thread (0 outside one).
+  static size_t cached_weights(Device d) { return backends::of(d).cached_weights(); }
+
   /// How many tensors derived() keeps in the scope serving this thread (0 outside one).
   static size_t derived_count() { return current() ? current()->derived_.size() : 0; }
 
@@ -76,7 +82,7 @@ class InferenceMode {
 
   bool serving_;
   NoGradGuard no_grad_;
-  kernels::PackedWeights packed_;
+  std::vector<std::shared_ptr<void>> weight_caches_;  // one per backend that keeps one
   std::map<std::vector<intptr_t>, Derived> derived_;
 };
 

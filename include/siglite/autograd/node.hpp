@@ -5,17 +5,9 @@
 #include <vector>
 
 #include "siglite/core/shape.hpp"
+#include "siglite/fwd.hpp"
 
 namespace siglite {
-
-// Declared only: everything below is a template, and tensor.hpp (included at the end) includes this
-// header back for its autograd members, so either header can come first.
-template <typename T>
-class Tensor;
-template <typename T>
-struct TensorImpl;
-template <typename T>
-struct Node;
 
 /// Where a gradient flows: into the node that produced an input, or into a leaf's .grad.
 template <typename T>
@@ -108,5 +100,3 @@ Tensor<T> record(const char* name, Tensor<T> out, const std::vector<Tensor<T>>& 
 }
 
 }  // namespace siglite
-
-#include "siglite/core/tensor.hpp"

@@ -1,11 +1,24 @@
 // Device: where a tensor's storage lives, a run-time value so one program can run on any backend.
 #pragma once
+#include <array>
+#include <cstddef>
 #include <ostream>
 #include <string>
 
+#include "siglite/core/error.hpp"
+
 namespace siglite {
 
-enum class DeviceType { CPU, CUDA };
+/// The kinds of device a backend can serve. PrivateUse is for a backend that siglite does not ship (the test
+/// suite's far device is one); it takes the name its backend registers.
+enum class DeviceType { CPU, CUDA, PrivateUse };
+constexpr size_t kDeviceTypes = 3;
+
+/// The name of a device type in messages and in Device::str(); a backend's registration sets it.
+inline std::string& device_type_name(DeviceType type) {
+  static std::array<std::string, kDeviceTypes> names{"cpu", "cuda", "privateuse"};
+  return names[static_cast<size_t>(type)];
+}
 
 class Device {
  public:
@@ -21,12 +34,19 @@ class Device {
 
   friend constexpr bool operator==(Device a, Device b) { return a.type_ == b.type_ && a.index_ == b.index_; }
   friend constexpr bool operator!=(Device a, Device b) { return !(a == b); }
-  std::string str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index_); }
+  std::string str() const { return is_cpu() ? "cpu" : device_type_name(type_) + ":" + std::to_string(index_); }
   friend std::ostream& operator<<(std::ostream& os, Device d) { return os << d.str(); }
 
  private:
   DeviceType type_ = DeviceType::CPU;
   int index_ = 0;
 };
+
+namespace detail {
+/// The one check of an op's operands' devices: "matmul: operands on cpu and cuda:0; move one with .to()".
+inline void check_same_device(Device a, Device b, const char* op) {
+  SIGLITE_CHECK(a == b, op, ": operands on ", a, " and ", b, "; move one with .to()");
+}
+}  // namespace detail
 
 }  // namespace siglite

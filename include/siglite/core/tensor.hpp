@@ -9,19 +9,15 @@
 #include <type_traits>
 #include <vector>
 
-#include "backends/kernels.hpp"
+#include "siglite/backends/backend.hpp"
 #include "siglite/core/allocator.hpp"
 #include "siglite/core/device.hpp"
 #include "siglite/core/error.hpp"
 #include "siglite/core/generator.hpp"
 #include "siglite/core/shape.hpp"
+#include "siglite/fwd.hpp"
 
 namespace siglite {
-
-template <typename T>
-class Tensor;
-template <typename T>
-struct Node;
 
 template <typename T>
 struct TensorImpl {
@@ -33,17 +29,9 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl<T>> grad;  // accumulated gradient (leaves only)
   std::shared_ptr<Node<T>> grad_fn;     // the op that produced this tensor (null for leaves)
 
-  T* data() const { return static_cast<T*>(storage->data()) + offset; }
+  /// The first element's address in the storage's device memory.
+  T* device_ptr() const { return static_cast<T*>(storage->data()) + offset; }
 };
-
-// Differentiable view ops, defined in siglite/ops/view.hpp; the Tensor members forward to them.
-template <typename T> Tensor<T> reshape(const Tensor<T>& x, const Shape& shape);
-template <typename T> Tensor<T> permute(const Tensor<T>& x, const std::vector<int64_t>& dims);
-template <typename T> Tensor<T> transpose(const Tensor<T>& x, int64_t a, int64_t b);
-template <typename T> Tensor<T> slice(const Tensor<T>& x, int64_t axis, int64_t start, int64_t end, int64_t step);
-template <typename T> Tensor<T> expand(const Tensor<T>& x, const Shape& shape);
-template <typename T> Tensor<T> contiguous(const Tensor<T>& x);
-template <typename T> void backward(const Tensor<T>& root, const Tensor<T>& grad, bool retain_graph);
 
 template <typename T>
 class Tensor {
@@ -67,43 +55,45 @@ class Tensor {
   }
   static Tensor full(const Shape& shape, T value, Device device = Device::cpu()) {
     Tensor t = empty(shape, device);
-    kernels::fill(device, t.data(), t.numel(), value);
+    kernels::on<T>(device).fill(t.device_ptr(), t.numel(), value);
     return t;
   }
   static Tensor zeros(const Shape& shape, Device device = Device::cpu()) { return full(shape, T(0), device); }
   static Tensor ones(const Shape& shape, Device device = Device::cpu()) { return full(shape, T(1), device); }
   static Tensor scalar(T value, Device device = Device::cpu()) { return full(Shape{}, value, device); }
-  /// [start, start+step, ...) up to end (exclusive).
-  static Tensor arange(T start, T end, T step = T(1)) {
+  /// [start, start+step, ...) up to end (exclusive), made on the host and copied to `device`.
+  static Tensor arange(T start, T end, T step = T(1), Device device = Device::cpu()) {
     SIGLITE_CHECK(step != T(0), "arange: step is zero");
     const double count = std::ceil((static_cast<double>(end) - static_cast<double>(start)) / static_cast<double>(step));
     const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
     Tensor t = empty(Shape{n});
     for (int64_t i = 0; i < n; ++i) t.data()[i] = static_cast<T>(start + static_cast<T>(i) * step);
-    return t;
+    return t.to(device);
   }
-  static Tensor arange(T end) { return arange(T(0), end, T(1)); }
-  static Tensor from_vector(const std::vector<T>& values, const Shape& shape) {
+  static Tensor arange(T end, Device device = Device::cpu()) { return arange(T(0), end, T(1), device); }
+  /// The values, row-major, as a tensor of `shape` on `device` (one copy from the host).
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu()) {
     SIGLITE_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: ", values.size(),
                   " values do not fill shape ", shape);
-    Tensor t = empty(shape);
-    std::copy(values.begin(), values.end(), t.data());
+    Tensor t = empty(shape, device);
+    backends::copy_bytes(device, t.device_ptr(), Device::cpu(), values.data(), values.size() * sizeof(T));
     return t;
   }
-  static Tensor from_vector(const std::vector<T>& values) {
-    return from_vector(values, Shape{static_cast<int64_t>(values.size())});
+  static Tensor from_vector(const std::vector<T>& values, Device device = Device::cpu()) {
+    return from_vector(values, Shape{static_cast<int64_t>(values.size())}, device);
   }
-  /// Normal(mean, std) samples drawn from `gen`.
-  static Tensor randn(const Shape& shape, Generator& gen, T mean = T(0), T std = T(1)) {
+  /// Normal(mean, std) samples drawn from `gen` on the host, copied to `device`.
+  static Tensor randn(const Shape& shape, Generator& gen, T mean = T(0), T std = T(1),
+                      Device device = Device::cpu()) {
     Tensor t = empty(shape);
     for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(mean + std * gen.normal());
-    return t;
+    return t.to(device);
   }
-  /// Uniform samples in [lo, hi) drawn from `gen`.
-  static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0), T hi = T(1)) {
+  /// Uniform samples in [lo, hi) drawn from `gen` on the host, copied to `device`.
+  static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0), T hi = T(1), Device device = Device::cpu()) {
     Tensor t = empty(shape);
     for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(lo + (hi - lo) * gen.uniform());
-    return t;
+    return t.to(device);
   }
 
   // ---- metadata ----
@@ -125,10 +115,18 @@ class Tensor {
   }
   bool shares_storage(const Tensor& o) const { return impl().storage == o.impl().storage; }
 
-  /// Pointer to the first element (of the view).
-  T* data() const { return impl().data(); }
-  kernels::View<const T> view() const { return {data(), shape(), strides()}; }
-  kernels::View<T> mutable_view() const { return {data(), shape(), strides()}; }
+  /// Host pointer to the first element (of the view), for tensors on the CPU; any other device's memory is
+  /// reached with to(Device::cpu()), item() or to_vector().
+  T* data() const {
+    SIGLITE_CHECK(device().is_cpu(), "data: the tensor of shape ", shape(), " is on ", device(),
+                  ", whose memory the host cannot read; copy it with to(Device::cpu()), item() or to_vector()");
+    return impl().device_ptr();
+  }
+  /// Pointer to the first element in the device's memory, for kernels (never dereferenced on the host).
+  T* device_ptr() const { return impl().device_ptr(); }
+  /// The elements as kernels see them: device pointer, shape and strides.
+  kernels::View<const T> view() const { return {device_ptr(), shape(), strides()}; }
+  kernels::View<T> mutable_view() const { return {device_ptr(), shape(), strides()}; }
 
   /// Element access on CPU tensors, bounds-checked.
   T& at(std::initializer_list<int64_t> index) const {
@@ -142,23 +140,24 @@ class Tensor {
     }
     return data()[off];
   }
+  /// The one element, copied to the host.
   T item() const {
     SIGLITE_CHECK(numel() == 1, "item: tensor of shape ", shape(), " has ", numel(), " elements, not one");
-    SIGLITE_CHECK(device().is_cpu(), "item: tensor is on ", device(), "; move it to the CPU first");
-    return data()[0];
+    T v;
+    backends::copy_bytes(Device::cpu(), &v, device(), device_ptr(), sizeof(T));
+    return v;
   }
+  /// The elements in row-major order, copied to the host.
   std::vector<T> to_vector() const {
-    Tensor c = contiguous().to(Device::cpu());
-    return std::vector<T>(c.data(), c.data() + c.numel());
+    const Tensor c = detach().contiguous();
+    std::vector<T> v(static_cast<size_t>(c.numel()));
+    backends::copy_bytes(Device::cpu(), v.data(), c.device(), c.device_ptr(), v.size() * sizeof(T));
+    return v;
   }
 
-  /// A copy on `device` (the tensor itself when it is there already).
-  Tensor to(Device device) const {
-    if (device == this->device()) return *this;
-    SIGLITE_CHECK(false, "to: cannot move a tensor from ", this->device(), " to ", device,
-                  " (siglite was built without that backend)");
-    return {};
-  }
+  /// A contiguous copy on `device`, or the tensor itself when it is there already. Differentiable: the gradient
+  /// flows back to this tensor's device.
+  Tensor to(Device device) const { return siglite::to(*this, device); }
 
   // ---- views (differentiable; share storage) ----
   Tensor reshape(const Shape& s) const { return siglite::reshape(*this, s); }
@@ -188,7 +187,7 @@ class Tensor {
   /// A contiguous copy that shares nothing with this tensor and records no history.
   Tensor clone() const {
     Tensor out = empty(shape(), device());
-    kernels::copy(device(), view(), out.mutable_view());
+    kernels::on<T>(device()).copy(view(), out.mutable_view());
     return out;
   }
 
@@ -246,6 +245,3 @@ std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
 }
 
 }  // namespace siglite
-
-#include "siglite/autograd/engine.hpp"
-#include "siglite/ops/view.hpp"

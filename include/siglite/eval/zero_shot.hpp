@@ -1,5 +1,7 @@
 // Zero-shot classification with a prompt ensemble, and image-text retrieval. Whatever runs the model does so
-// under InferenceMode: evaluation never records a graph, and each linear weight is packed once a call.
+// under InferenceMode: evaluation never records a graph, and each linear weight is packed once a call. Inputs go
+// to the model's device; the host reads the scores of each batch (classification) or the similarity matrix
+// (retrieval), not the embeddings.
 #pragma once
 #include <algorithm>
 #include <filesystem>
@@ -22,7 +24,7 @@ inline Tensor<float> image_embeddings(const models::SigLIP<float>& model, const 
   for (int64_t i = begin; i < end; i += batch) {
     std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, end - i)));
     std::iota(idx.begin(), idx.end(), i);
-    parts.push_back(model.image_embeddings(data::make_batch(ds, idx).images));
+    parts.push_back(model.image_embeddings(data::make_batch(ds, idx).images.to(model.device())));
   }
   return concat(parts, 0);
 }
@@ -36,7 +38,8 @@ inline Tensor<float> text_embeddings(const models::SigLIP<float>& model, const d
   const auto n = static_cast<int64_t>(texts.size());
   for (int64_t i = 0; i < n; i += batch) {
     const std::vector<std::string> part(texts.begin() + i, texts.begin() + std::min(n, i + batch));
-    parts.push_back(model.text_embeddings(tok.batch(part, model.config().text.max_position_embeddings)));
+    parts.push_back(
+        model.text_embeddings(tok.batch(part, model.config().text.max_position_embeddings).to(model.device())));
   }
   return concat(parts, 0);
 }
@@ -107,7 +110,8 @@ inline ZeroShotResult zero_shot(const models::SigLIP<float>& model, const data::
     std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, n - i)));
     std::iota(idx.begin(), idx.end(), i);
     const data::Batch b = data::make_batch(ds, idx);
-    const Tensor<float> scores = matmul(model.image_embeddings(b.images), classes.t());  // [B, k]
+    const Tensor<float> scores =
+        matmul(model.image_embeddings(b.images.to(model.device())), classes.t()).to(Device::cpu());  // [B, k]
     for (int64_t row = 0; row < scores.size(0); ++row) {
       std::vector<int64_t> order(static_cast<size_t>(k));
       std::iota(order.begin(), order.end(), 0);
@@ -137,7 +141,7 @@ inline RetrievalResult retrieval(const Tensor<float>& image_embeds, const Tensor
   SIGLITE_CHECK(image_embeds.dim() == 2 && image_embeds.shape() == text_embeds.shape(), "retrieval: embeddings of shapes ",
                 image_embeds.shape(), " and ", text_embeds.shape(), " are not both [N, E]");
   NoGradGuard no_grad;
-  const Tensor<float> sim = matmul(image_embeds, text_embeds.t());  // [N images, N texts]
+  const Tensor<float> sim = matmul(image_embeds, text_embeds.t()).to(Device::cpu());  // [N images, N texts]
   const int64_t n = sim.size(0);
   const auto rank_of = [&](int64_t i, bool by_row) {
     const float own = sim.at({i, i});
@@ -168,7 +172,7 @@ inline RetrievalResult retrieval(const models::SigLIP<float>& model, const data:
     std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, n - i)));
     std::iota(idx.begin(), idx.end(), i);
     const data::Batch b = data::make_batch(ds, idx);
-    images.push_back(model.image_embeddings(b.images));
+    images.push_back(model.image_embeddings(b.images.to(model.device())));
     texts.push_back(text_embeddings(model, tok, b.captions));
   }
   return retrieval(concat(images, 0), concat(texts, 0));

@@ -23,9 +23,7 @@ Tensor<T> softmax_loss(const Tensor<T>& img_emb, const Tensor<T>& txt_emb, const
   detail::check_scalar_param(op, "t_prime", t_prime, img_emb.device());
   const int64_t n = img_emb.shape()[0];
   const Tensor<T> logits = matmul(img_emb, txt_emb.t()) * exp(t_prime);  // [n, n]
-  Tensor<T> eye = Tensor<T>::zeros({n, n});                                // picks the matching pair of each row
-  for (int64_t i = 0; i < n; ++i) eye.at({i, i}) = T(1);
-  eye = eye.to(img_emb.device());
+  const Tensor<T> eye = detail::pair_labels(n, T(1), T(0), img_emb.device());  // picks each row's matching pair
   const Tensor<T> image_to_text = -sum(log_softmax(logits, 1) * eye) / static_cast<T>(n);
   const Tensor<T> text_to_image = -sum(log_softmax(logits, 0) * eye) / static_cast<T>(n);
   return (image_to_text + text_to_image) * T(0.5);

@@ -5,11 +5,58 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "siglite/core/error.hpp"
+#include "siglite/core/names.hpp"
 #include "siglite/ops/elementwise.hpp"
 
 namespace siglite::models {
+
+/// How the image tower turns its tokens into one embedding: the MAP head, the mean of the tokens, or none (all
+/// tokens; the SigLIP model refuses it).
+enum class VisionPooling { Map, Gap, None };
+/// The image tower's position embedding: learned (HF's position_embedding) or the fixed 2-D sin-cos table.
+enum class PositionEmbedding { Learn, SinCos2d };
+/// Which text position the text tower pools: the last (the EOS) or the first.
+enum class TextPooling { Last, First };
+
+/// Config enums are JSON strings, read and written by their names.
+template <typename E, typename = std::enable_if_t<std::is_enum_v<E>>, typename = decltype(EnumNames<E>::values)>
+void to_json(nlohmann::json& j, E e) {
+  j = to_string(e);
+}
+template <typename E, typename = std::enable_if_t<std::is_enum_v<E>>, typename = decltype(EnumNames<E>::values)>
+void from_json(const nlohmann::json& j, E& e) {
+  e = parse<E>(j.get<std::string>());
+}
+
+}  // namespace siglite::models
+
+namespace siglite {
+template <>
+struct EnumNames<models::VisionPooling> {
+  static constexpr const char* what = "SiglipConfig: vision pooling";
+  static constexpr std::pair<models::VisionPooling, const char*> values[] = {
+      {models::VisionPooling::Map, "map"}, {models::VisionPooling::Gap, "gap"}, {models::VisionPooling::None, "none"}};
+};
+template <>
+struct EnumNames<models::PositionEmbedding> {
+  static constexpr const char* what = "SiglipConfig: vision posemb";
+  static constexpr std::pair<models::PositionEmbedding, const char*> values[] = {
+      {models::PositionEmbedding::Learn, "learn"}, {models::PositionEmbedding::SinCos2d, "sincos2d"}};
+};
+template <>
+struct EnumNames<models::TextPooling> {
+  static constexpr const char* what = "SiglipConfig: text pooling";
+  static constexpr std::pair<models::TextPooling, const char*> values[] = {{models::TextPooling::Last, "last"},
+                                                                           {models::TextPooling::First, "first"}};
+};
+}  // namespace siglite
+
+namespace siglite::models {
+
 
 struct VisionConfig {
   int64_t hidden_size = 768;
@@ -21,8 +68,8 @@ struct VisionConfig {
   int64_t patch_size = 16;
   double layer_norm_eps = 1e-6;
   std::string hidden_act = "gelu_pytorch_tanh";
-  std::string pooling = "map";  // map (the MAP head) | gap (mean of the tokens) | none (all tokens)
-  std::string posemb = "learn";  // learn (HF's position_embedding) | sincos2d (fixed, no parameter)
+  VisionPooling pooling = VisionPooling::Map;
+  PositionEmbedding posemb = PositionEmbedding::Learn;
 
   int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
 
@@ -56,7 +103,7 @@ struct TextConfig {
   std::string hidden_act = "gelu_pytorch_tanh";
   int64_t pad_token_id = 1;
   int64_t eos_token_id = 1;
-  std::string pooling = "last";  // last (the EOS position) | first
+  TextPooling pooling = TextPooling::Last;
 
   /// Calls f(key, field) for every text_config key; Self is TextConfig or const TextConfig.
   template <typename Self, typename F>
@@ -111,14 +158,8 @@ struct SiglipConfig {
                   vision.hidden_size, ")");
     act(vision.hidden_act);
     act(text.hidden_act);
-    SIGLITE_CHECK(vision.pooling == "map" || vision.pooling == "gap" || vision.pooling == "none",
-                  "SiglipConfig: vision pooling '", vision.pooling, "' is not map, gap or none");
-    SIGLITE_CHECK(vision.posemb == "learn" || vision.posemb == "sincos2d", "SiglipConfig: vision posemb '",
-                  vision.posemb, "' is not learn or sincos2d");
-    SIGLITE_CHECK(vision.posemb == "learn" || vision.hidden_size % 4 == 0, "SiglipConfig: sincos2d needs a vision ",
-                  "hidden_size divisible by 4, not ", vision.hidden_size);
-    SIGLITE_CHECK(text.pooling == "last" || text.pooling == "first", "SiglipConfig: text pooling '", text.pooling,
-                  "' is not last or first");
+    SIGLITE_CHECK(vision.posemb == PositionEmbedding::Learn || vision.hidden_size % 4 == 0,
+                  "SiglipConfig: sincos2d needs a vision hidden_size divisible by 4, not ", vision.hidden_size);
   }
 
   /// The GELU variant an hidden_act string names.
@@ -135,7 +176,7 @@ struct SiglipConfig {
     j["initializer_factor"] = 1.0;
     nlohmann::json t = {{"model_type", "siglip_text_model"}};
     TextConfig::for_each_key(text, [&t](const char* key, const auto& field) { t[key] = field; });
-    nlohmann::json v = {{"model_type", "siglip_vision_model"}, {"vision_use_head", vision.pooling == "map"}};
+    nlohmann::json v = {{"model_type", "siglip_vision_model"}, {"vision_use_head", vision.pooling == VisionPooling::Map}};
     VisionConfig::for_each_key(vision, [&v](const char* key, const auto& field) { v[key] = field; });
     j["text_config"] = std::move(t);
     j["vision_config"] = std::move(v);
@@ -164,7 +205,7 @@ struct SiglipConfig {
         const auto& v = j.at("vision_config");
         bool use_head = true;
         reader(v)("vision_use_head", use_head);
-        c.vision.pooling = use_head ? "map" : "none";  // siglite_pooling, when present, overrides it
+        c.vision.pooling = use_head ? VisionPooling::Map : VisionPooling::None;  // siglite_pooling overrides it
         VisionConfig::for_each_key(c.vision, reader(v));
       }
       const auto top = reader(j);

@@ -22,13 +22,14 @@ class VisionEmbeddings : public Module<T> {
   VisionEmbeddings(const VisionConfig& c, Generator& gen) {
     patch_embedding = this->register_module(
         "patch_embedding", std::make_shared<nn::PatchEmbedding<T>>(c.num_channels, c.hidden_size, c.patch_size, gen));
-    if (c.posemb == "learn") {
+    if (c.posemb == PositionEmbedding::Learn) {
       position_embedding = this->register_module(
           "position_embedding", std::make_shared<nn::Embedding<T>>(c.num_patches(), c.hidden_size, gen,
                                                                    1.0 / std::sqrt(double(c.hidden_size))));
     } else {
       const int64_t grid = c.image_size / c.patch_size;
-      fixed_posemb_ = nn::init::sincos_2d<T>(grid, grid, c.hidden_size);
+      fixed_posemb_ = this->register_buffer("fixed_position_embedding", nn::init::sincos_2d<T>(grid, grid, c.hidden_size),
+                                            false);
     }
   }
   /// [N, C, H, W] -> [N, patches, D]
@@ -55,7 +56,7 @@ class VisionTransformer : public Module<T> {
                                                     c.num_attention_heads, c.layer_norm_eps, act, gen));
     post_layernorm = this->register_module("post_layernorm",
                                            std::make_shared<nn::LayerNorm<T>>(c.hidden_size, c.layer_norm_eps));
-    if (c.pooling == "map")
+    if (c.pooling == VisionPooling::Map)
       head = this->register_module("head", std::make_shared<nn::MAPHead<T>>(c.hidden_size, c.intermediate_size,
                                                                             c.num_attention_heads, c.layer_norm_eps,
                                                                             act, gen));
@@ -68,8 +69,8 @@ class VisionTransformer : public Module<T> {
                   "VisionTransformer: images of shape ", images.shape(), " do not match [N, ", c.num_channels, ", ",
                   c.image_size, ", ", c.image_size, "]");
     const Tensor<T> tokens = post_layernorm->forward(encoder->forward(embeddings->forward(images)));
-    if (c.pooling == "map") return head->forward(tokens);
-    if (c.pooling == "gap") return mean(tokens, {1});
+    if (c.pooling == VisionPooling::Map) return head->forward(tokens);
+    if (c.pooling == VisionPooling::Gap) return mean(tokens, {1});
     return tokens;
   }
 
@@ -137,10 +138,10 @@ class TextTransformer : public Module<T> {
       const std::vector<int64_t> keep = attention_mask.to_vector();
       std::vector<T> add(keep.size());
       for (size_t i = 0; i < keep.size(); ++i) add[i] = keep[i] ? T(0) : -std::numeric_limits<T>::infinity();
-      mask = Tensor<T>::from_vector(add, {ids.size(0), 1, 1, ids.size(1)});
+      mask = Tensor<T>::from_vector(add, {ids.size(0), 1, 1, ids.size(1)}, ids.device());
     }
     // Only the pooled position's output is used: the last layer computes that one alone.
-    const int64_t pos = c.pooling == "last" ? ids.size(1) - 1 : 0;
+    const int64_t pos = c.pooling == TextPooling::Last ? ids.size(1) - 1 : 0;
     const Tensor<T> pooled = final_layer_norm->forward(encoder->forward_at(embeddings->forward(ids), pos, mask));
     return head->forward(pooled.reshape({ids.size(0), c.hidden_size}));
   }
@@ -170,7 +171,7 @@ class SigLIP : public Module<T> {
  public:
   explicit SigLIP(const SiglipConfig& c, uint64_t seed = 0) : config_(c) {
     c.validate();
-    SIGLITE_CHECK(c.vision.pooling != "none", "SigLIP: the image tower needs pooling map or gap, not none");
+    SIGLITE_CHECK(c.vision.pooling != VisionPooling::None, "SigLIP: the image tower needs pooling map or gap, not none");
     Generator gen(seed);
     text_model = this->register_module("text_model", std::make_shared<TextTransformer<T>>(c.text, gen));
     vision_model = this->register_module("vision_model", std::make_shared<VisionTransformer<T>>(c.vision, gen));
@@ -196,6 +197,8 @@ class SigLIP : public Module<T> {
   }
 
   const SiglipConfig& config() const { return config_; }
+  /// Where the parameters are (Module::to moves them).
+  Device device() const { return logit_scale.device(); }
 
   std::shared_ptr<TextTransformer<T>> text_model;
   std::shared_ptr<VisionTransformer<T>> vision_model;

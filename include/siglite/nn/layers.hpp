@@ -1,4 +1,4 @@
-// The layers both SigLIP towers are built from, each written once: Linear, LayerNorm, Embedding,
+// The layers both SigLIP towers are built from, each written once: Linear, Dropout, LayerNorm, Embedding,
 // MLP, multi-head self-attention, the pre-LN encoder layer and encoder, patch embedding, and the
 // MAP head. Parameter names and layouts are those of Hugging Face's SiglipModel.
 #pragma once
@@ -42,6 +42,22 @@ class Linear : public Module<T> {
 
  private:
   int64_t in_, out_;
+};
+
+/// Dropout that follows the mode of the module tree it is in: while training (train(), the default) it zeroes each
+/// element with probability p and scales the rest by 1/(1-p), its masks drawn from its own seeded generator;
+/// after eval() it passes its input through.
+template <typename T = float>
+class Dropout : public Module<T> {
+ public:
+  explicit Dropout(double p, uint64_t seed = 0) : p_(p), gen_(seed) {
+    SIGLITE_CHECK(p >= 0.0 && p <= 1.0, "Dropout: probability ", p, " is outside [0, 1]");
+  }
+  Tensor<T> forward(const Tensor<T>& x) const { return dropout(x, p_, gen_, this->is_training()); }
+
+ private:
+  double p_;
+  mutable Generator gen_;
 };
 
 /// Layer norm over the last axis with learned scale and shift.

@@ -84,8 +84,18 @@ class Module {
       auto it = state.find(name);
       if (it == state.end() || it->second.shape() != t.shape()) continue;
       const Tensor<T> src = it->second.to(t.device());
-      kernels::copy(t.device(), src.view(), t.mutable_view());
+      kernels::on<T>(t.device()).copy(src.view(), t.mutable_view());
     }
+  }
+
+  /// Moves every parameter and buffer, transient ones included, to `device` in place: each handle to them, here
+  /// and in the layers' members, sees the new memory. Gradients are dropped. Call it before making an optimizer,
+  /// whose state belongs to the memory it was made for.
+  void to(Device device) {
+    for (auto& [name, t] : params_) move_to(t, device);
+    for (auto& [name, t] : buffers_) move_to(t, device);
+    for (auto& [name, t] : transient_) move_to(t, device);
+    for (auto& [name, m] : children_) m->to(device);
   }
 
   void train(bool on = true) {
@@ -119,9 +129,11 @@ class Module {
     return t;
   }
   /// Registers a tensor that is saved with the state but not trained.
-  Tensor<T> register_buffer(const std::string& name, Tensor<T> t) {
+  /// A buffer goes to the state dict unless it is not `persistent` (a fixed table the module makes itself, such as
+  /// a sin-cos position embedding); both kinds move with to().
+  Tensor<T> register_buffer(const std::string& name, Tensor<T> t, bool persistent = true) {
     check_name(name);
-    buffers_.emplace_back(name, t);
+    (persistent ? buffers_ : transient_).emplace_back(name, t);
     return t;
   }
   template <typename M>
@@ -140,8 +152,18 @@ class Module {
         if (e.first == name) return true;
       return false;
     };
-    SIGLITE_CHECK(!taken(params_) && !taken(buffers_) && !taken(children_), "Module: name '", name,
-                  "' is registered twice");
+    SIGLITE_CHECK(!taken(params_) && !taken(buffers_) && !taken(transient_) && !taken(children_), "Module: name '",
+                  name, "' is registered twice");
+  }
+
+  static void move_to(Tensor<T>& t, Device device) {
+    if (t.device() == device) return;
+    const Tensor<T> moved = t.detach().to(device);
+    TensorImpl<T>& impl = t.impl();
+    impl.storage = moved.impl().storage;
+    impl.strides = moved.strides();
+    impl.offset = 0;
+    impl.grad.reset();
   }
 
   template <typename Get>
@@ -155,7 +177,7 @@ class Module {
     for (auto& [name, m] : children_) m->set_requires_grad(on);
   }
 
-  NamedTensors<T> params_, buffers_;
+  NamedTensors<T> params_, buffers_, transient_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };

@@ -27,11 +27,7 @@ kernels::View<const T> broadcast_view(const Tensor<T>& x, const Shape& shape) {
   Shape strides(std::vector<int64_t>(shape.size(), 0));
   for (size_t i = lead; i < shape.size(); ++i)
     strides[i] = x.shape()[i - lead] == shape[i] ? x.strides()[i - lead] : 0;
-  return {x.data(), shape, strides};
-}
-
-inline void check_same_device(Device a, Device b, const char* op) {
-  SIGLITE_CHECK(a == b, op, ": operands on ", a, " and ", b, "; move them to one device with to()");
+  return {x.device_ptr(), shape, strides};
 }
 
 /// a op b broadcast, no history.
@@ -40,7 +36,7 @@ Tensor<T> binary_raw(kernels::Binary op, const Tensor<T>& a, const Tensor<T>& b,
   check_same_device(a.device(), b.device(), name);
   const Shape s = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor<T> out = Tensor<T>::empty(s, a.device());
-  kernels::binary(a.device(), op, broadcast_view(a, s), broadcast_view(b, s), out.data());
+  kernels::on<T>(a.device()).binary(op, broadcast_view(a, s), broadcast_view(b, s), out.device_ptr());
   return out;
 }
 
@@ -48,7 +44,7 @@ template <typename T>
 Tensor<T> unary_raw(kernels::Unary op, const Tensor<T>& x, T param) {
   const Tensor<T> xc = x.is_contiguous() ? x : x.clone();
   Tensor<T> out = Tensor<T>::empty(x.shape(), x.device());
-  kernels::unary(x.device(), op, xc.data(), out.data(), out.numel(), param);
+  kernels::on<T>(x.device()).unary(op, xc.device_ptr(), out.device_ptr(), out.numel(), param);
   return out;
 }
 
@@ -145,8 +141,8 @@ Tensor<T> unary_op(const char* name, kernels::Unary op, const Tensor<T>& x, T pa
   return record(name, out, {x}, [xs, ys, op, param](const Tensor<T>& g, const std::vector<bool>&) {
     const Tensor<T> gc = g.contiguous();
     Tensor<T> gx = Tensor<T>::empty(g.shape(), g.device());
-    kernels::unary_backward(g.device(), op, xs.defined() ? xs.data() : nullptr, ys.defined() ? ys.data() : nullptr,
-                            gc.data(), gx.data(), gx.numel(), param);
+    kernels::on<T>(g.device()).unary_backward(op, xs.defined() ? xs.device_ptr() : nullptr, ys.defined() ? ys.device_ptr() : nullptr,
+                            gc.device_ptr(), gx.device_ptr(), gx.numel(), param);
     return std::vector<Tensor<T>>{gx};
   });
 }

@@ -17,7 +17,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, int64_t axis = 0) {
   Shape shape = first.shape();
   shape[a] = 0;
   for (const auto& x : xs) {
-    SIGLITE_CHECK(x.device() == first.device(), "concat: tensors on ", first.device(), " and ", x.device());
+    detail::check_same_device(first.device(), x.device(), "concat");
     bool fits = x.dim() == first.dim();
     for (size_t i = 0; fits && i < x.dim(); ++i) fits = i == a || x.shape()[i] == first.shape()[i];
     SIGLITE_CHECK(fits, "concat: shape ", x.shape(), " does not fit ", first.shape(), " along axis ", axis);
@@ -29,7 +29,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, int64_t axis = 0) {
   for (const auto& x : xs) {
     starts.push_back(at);
     const Tensor<T> dst = out.detach().slice(static_cast<int64_t>(a), at, at + x.shape()[a]);
-    kernels::copy(x.device(), x.view(), dst.mutable_view());
+    kernels::on<T>(x.device()).copy(x.view(), dst.mutable_view());
     at += x.shape()[a];
   }
   starts.push_back(at);
@@ -54,23 +54,13 @@ Tensor<T> stack(const std::vector<Tensor<T>>& xs, int64_t axis = 0) {
   return concat(parts, a);
 }
 
-namespace detail {
-/// Checks that idx is a vector of positions in [0, n) and returns it contiguous.
-inline Tensor<int64_t> checked_indices(const Tensor<int64_t>& idx, int64_t n, const char* op) {
-  const Tensor<int64_t> c = idx.is_contiguous() ? idx : idx.clone();
-  for (int64_t i = 0; i < c.numel(); ++i)
-    SIGLITE_CHECK(c.data()[i] >= 0 && c.data()[i] < n, op, ": index ", c.data()[i], " at position ", i,
-                  " is out of range [0, ", n, ")");
-  return c;
-}
-}  // namespace detail
-
 /// Rows of x along `axis` at the positions in the 1-D `index`; the gradient is scatter-added.
 template <typename T>
 Tensor<T> index_select(const Tensor<T>& x, int64_t axis, const Tensor<int64_t>& index) {
   SIGLITE_CHECK(index.dim() == 1, "index_select: index of shape ", index.shape(), " is not 1-D");
   const size_t a = normalize_axis(axis, x.dim(), "index_select");
-  const Tensor<int64_t> idx = detail::checked_indices(index, x.shape()[a], "index_select");
+  detail::check_same_device(x.device(), index.device(), "index_select");
+  const Tensor<int64_t> idx = index.contiguous();
   int64_t outer = 1, inner = 1;
   for (size_t i = 0; i < x.dim(); ++i) (i < a ? outer : inner) *= i == a ? 1 : x.shape()[i];
   const int64_t n_src = x.shape()[a], n_idx = idx.numel();
@@ -78,13 +68,13 @@ Tensor<T> index_select(const Tensor<T>& x, int64_t axis, const Tensor<int64_t>& 
   shape[a] = n_idx;
   const Tensor<T> xc = x.is_contiguous() ? x : x.clone();
   Tensor<T> out = Tensor<T>::empty(shape, x.device());
-  kernels::gather(x.device(), xc.data(), idx.data(), out.data(), outer, n_src, n_idx, inner);
+  kernels::on<T>(x.device()).gather("index_select", xc.device_ptr(), idx.device_ptr(), out.device_ptr(), outer, n_src, n_idx, inner);
   const Shape in_shape = x.shape();
   return record("index_select", out, {x},
                 [idx, in_shape, outer, n_src, n_idx, inner](const Tensor<T>& g, const std::vector<bool>&) {
                   const Tensor<T> gc = g.contiguous();
                   Tensor<T> gx = Tensor<T>::zeros(in_shape, g.device());
-                  kernels::scatter_add(g.device(), gc.data(), idx.data(), gx.data(), outer, n_src, n_idx, inner);
+                  kernels::on<T>(g.device()).scatter_add(gc.device_ptr(), idx.device_ptr(), gx.device_ptr(), outer, n_src, n_idx, inner);
                   return std::vector<Tensor<T>>{gx};
                 });
 }
@@ -93,7 +83,7 @@ Tensor<T> index_select(const Tensor<T>& x, int64_t axis, const Tensor<int64_t>& 
 template <typename T>
 Tensor<T> embedding(const Tensor<T>& weight, const Tensor<int64_t>& ids) {
   SIGLITE_CHECK(weight.dim() == 2, "embedding: weight of shape ", weight.shape(), " is not [vocab, dim]");
-  const Tensor<int64_t> flat = Tensor<int64_t>::from_vector(ids.to_vector());
+  const Tensor<int64_t> flat = ids.reshape({-1});
   Shape shape = ids.shape();
   shape.push_back(weight.shape()[1]);
   return index_select(weight, 0, flat).reshape(shape);
@@ -110,12 +100,12 @@ Tensor<T> patchify(const Tensor<T>& images, int64_t patch) {
                 " does not divide the image size ", h, "x", w, " of shape ", images.shape());
   const Tensor<T> xc = images.is_contiguous() ? images : images.clone();
   Tensor<T> out = Tensor<T>::empty({n, (h / patch) * (w / patch), c * patch * patch}, images.device());
-  kernels::patchify(images.device(), xc.data(), out.data(), n, c, h, w, patch, false);
+  kernels::on<T>(images.device()).patchify(xc.device_ptr(), out.device_ptr(), n, c, h, w, patch, false);
   const Shape in_shape = images.shape();
   return record("patchify", out, {images}, [in_shape, patch](const Tensor<T>& g, const std::vector<bool>&) {
     const Tensor<T> gc = g.is_contiguous() ? g : g.clone();
     Tensor<T> gx = Tensor<T>::empty(in_shape, g.device());
-    kernels::patchify(g.device(), gx.data(), gc.data(), in_shape[0], in_shape[1], in_shape[2], in_shape[3], patch,
+    kernels::on<T>(g.device()).patchify(gx.device_ptr(), gc.device_ptr(), in_shape[0], in_shape[1], in_shape[2], in_shape[3], patch,
                       true);
     return std::vector<Tensor<T>>{gx};
   });

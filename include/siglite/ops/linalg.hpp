@@ -74,7 +74,7 @@ GemmOperand<T> gemm_operand(const Tensor<T>& x, const Shape& batch) {
 /// a @ b without history.
 template <typename T>
 Tensor<T> matmul_raw(const Tensor<T>& a, const Tensor<T>& b) {
-  SIGLITE_CHECK(a.device() == b.device(), "matmul: operands on ", a.device(), " and ", b.device());
+  detail::check_same_device(a.device(), b.device(), "matmul");
   SIGLITE_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: operands of shapes ", a.shape(), " and ", b.shape(),
                 " need at least two axes each");
   const int64_t m = a.shape()[a.dim() - 2], k = a.shape().back(), n = b.shape().back();
@@ -106,7 +106,7 @@ Tensor<T> matmul_raw(const Tensor<T>& a, const Tensor<T>& b) {
     g.batch = 1;
     g.stride_a = g.stride_c = 0;
   }
-  kernels::gemm(a.device(), g, oa.t.data(), ob.t.data(), out.data());
+  kernels::on<T>(a.device()).gemm(g, oa.t.device_ptr(), ob.t.device_ptr(), out.device_ptr());
   return out;
 }
 
@@ -144,8 +144,8 @@ Tensor<T> linear_act(const char* op, const Tensor<T>& x, const Tensor<T>& weight
                 weight.shape());
   SIGLITE_CHECK(!bias.defined() || bias.shape() == Shape{out}, op, ": bias of shape ", bias.shape(),
                 " for a weight of shape ", weight.shape());
-  SIGLITE_CHECK(x.device() == weight.device() && (!bias.defined() || bias.device() == x.device()), op,
-                ": input, weight and bias on different devices");
+  detail::check_same_device(x.device(), weight.device(), op);
+  if (bias.defined()) detail::check_same_device(x.device(), bias.device(), op);
   const Device d = x.device();
   const int64_t rows = Shape(std::vector<int64_t>(x.shape().begin(), x.shape().end() - 1)).numel();
   const Tensor<T> xs = x.detach().contiguous(), ws = weight.detach().contiguous();
@@ -157,8 +157,8 @@ Tensor<T> linear_act(const char* op, const Tensor<T>& x, const Tensor<T>& weight
   // Without a graph, a weight used where it lies (not copied by contiguous()) may be kept packed by an
   // InferenceMode; its storage keeps its address its own meanwhile.
   const std::shared_ptr<const void> owner = !graph && ws.shares_storage(weight) ? ws.impl().storage : nullptr;
-  kernels::linear_forward(d, xs.data(), ws.data(), bias.defined() ? bias.detach().contiguous().data() : nullptr,
-                          y.data(), act, a.data(), rows, in, out, owner);
+  kernels::on<T>(d).linear_forward(xs.device_ptr(), ws.device_ptr(), bias.defined() ? bias.detach().contiguous().device_ptr() : nullptr,
+                          y.device_ptr(), act, a.device_ptr(), rows, in, out, owner);
   if (!graph) return a;
   // Backward keeps only what it reads: x for the weight's gradient, the weight for x's, and the pre-activation y
   // or the output a where act's derivative reads it.
@@ -176,8 +176,8 @@ Tensor<T> linear_act(const char* op, const Tensor<T>& x, const Tensor<T>& weight
                   if (need[0]) grads[0] = Tensor<T>::empty(x_shape, dev);
                   if (need[1]) grads[1] = Tensor<T>::empty({out, in}, dev);
                   if (need[2]) grads[2] = Tensor<T>::empty({out}, dev);
-                  const auto ptr = [](const Tensor<T>& t) { return t.defined() ? t.data() : nullptr; };
-                  kernels::linear_backward(dev, ptr(xs), ptr(ws), ptr(ys), ptr(as), act, gc.data(), ptr(gy),
+                  const auto ptr = [](const Tensor<T>& t) { return t.defined() ? t.device_ptr() : nullptr; };
+                  kernels::on<T>(dev).linear_backward(ptr(xs), ptr(ws), ptr(ys), ptr(as), act, gc.device_ptr(), ptr(gy),
                                            ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), rows, in, out);
                   return grads;
                 });

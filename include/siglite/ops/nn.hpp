@@ -23,7 +23,7 @@ Tensor<T> softmax_last_raw(const Tensor<T>& x, bool log) {
   const Tensor<T> xc = x.is_contiguous() ? x : x.clone();
   Tensor<T> y = Tensor<T>::empty(x.shape(), x.device());
   const int64_t cols = x.dim() ? x.shape().back() : 1;
-  kernels::softmax(x.device(), xc.data(), y.data(), cols ? x.numel() / cols : 0, cols, log);
+  kernels::on<T>(x.device()).softmax(xc.device_ptr(), y.device_ptr(), cols ? x.numel() / cols : 0, cols, log);
   return y;
 }
 
@@ -32,7 +32,7 @@ Tensor<T> softmax_last_backward(const Tensor<T>& y, const Tensor<T>& g, bool log
   const Tensor<T> gc = g.is_contiguous() ? g : g.clone();
   Tensor<T> gx = Tensor<T>::empty(y.shape(), y.device());
   const int64_t cols = y.dim() ? y.shape().back() : 1;
-  kernels::softmax_backward(y.device(), y.data(), gc.data(), gx.data(), cols ? y.numel() / cols : 0, cols, log);
+  kernels::on<T>(y.device()).softmax_backward(y.device_ptr(), gc.device_ptr(), gx.device_ptr(), cols ? y.numel() / cols : 0, cols, log);
   return gx;
 }
 
@@ -75,15 +75,15 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
     if (!p->defined()) continue;
     SIGLITE_CHECK(p->shape() == Shape{cols}, "layer_norm: ", p == &weight ? "weight" : "bias", " of shape ",
                   p->shape(), " does not fit input of shape ", x.shape(), " (expected [", cols, "])");
-    SIGLITE_CHECK(p->device() == x.device(), "layer_norm: parameter on ", p->device(), ", input on ", x.device());
+    detail::check_same_device(x.device(), p->device(), "layer_norm");
   }
   const Device d = x.device();
   const Tensor<T> xs = x.detach().contiguous();
   const Tensor<T> ws = weight.defined() ? weight.detach().contiguous() : Tensor<T>();
   const Tensor<T> bs = bias.defined() ? bias.detach().contiguous() : Tensor<T>();
   Tensor<T> y = Tensor<T>::empty(x.shape(), d), mu = Tensor<T>::empty({rows}, d), rs = Tensor<T>::empty({rows}, d);
-  kernels::layer_norm(d, xs.data(), ws.defined() ? ws.data() : nullptr, bs.defined() ? bs.data() : nullptr, y.data(),
-                      mu.data(), rs.data(), rows, cols, static_cast<T>(eps));
+  kernels::on<T>(d).layer_norm(xs.device_ptr(), ws.defined() ? ws.device_ptr() : nullptr, bs.defined() ? bs.device_ptr() : nullptr, y.device_ptr(),
+                      mu.device_ptr(), rs.device_ptr(), rows, cols, static_cast<T>(eps));
   return record("layer_norm", y, {x, weight, bias},
                 [xs, ws, mu, rs, rows, cols](const Tensor<T>& g, const std::vector<bool>& need) {
                   const Device dev = xs.device();
@@ -91,9 +91,9 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
                   Tensor<T> gx = Tensor<T>::empty(xs.shape(), dev);
                   Tensor<T> gw = need[1] ? Tensor<T>::empty({cols}, dev) : Tensor<T>();
                   Tensor<T> gb = need[2] ? Tensor<T>::empty({cols}, dev) : Tensor<T>();
-                  kernels::layer_norm_backward(dev, xs.data(), ws.defined() ? ws.data() : nullptr, mu.data(), rs.data(),
-                                               gc.data(), gx.data(), gw.defined() ? gw.data() : nullptr,
-                                               gb.defined() ? gb.data() : nullptr, rows, cols);
+                  kernels::on<T>(dev).layer_norm_backward(xs.device_ptr(), ws.defined() ? ws.device_ptr() : nullptr, mu.device_ptr(), rs.device_ptr(),
+                                               gc.device_ptr(), gx.device_ptr(), gw.defined() ? gw.device_ptr() : nullptr,
+                                               gb.defined() ? gb.device_ptr() : nullptr, rows, cols);
                   return std::vector<Tensor<T>>{gx, gw, gb};
                 });
 }
@@ -134,11 +134,12 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
                 " have different head sizes");
   SIGLITE_CHECK(k.shape()[r - 2] == v.shape()[r - 2], op, ": k ", k.shape(), " and v ", v.shape(),
                 " have different sequence lengths");
-  SIGLITE_CHECK(q.device() == k.device() && q.device() == v.device(), op, ": q, k, v on different devices");
+  for (const Tensor<T>* t : {&k, &v}) detail::check_same_device(q.device(), t->device(), op);
   Shape score_shape = q.shape();
   score_shape[r - 1] = k.shape()[r - 2];
   if (mask.defined()) {
-    bool fits = mask.dim() <= r && mask.device() == q.device();
+    detail::check_same_device(q.device(), mask.device(), op);
+    bool fits = mask.dim() <= r;
     for (size_t i = 0; fits && i < mask.dim(); ++i) {
       const int64_t m = mask.shape()[mask.dim() - 1 - i];
       fits = m == 1 || m == score_shape[r - 1 - i];
@@ -149,7 +150,7 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
   const T s = static_cast<T>(scale.value_or(1.0 / std::sqrt(static_cast<double>(q.shape()[r - 1]))));
   const Tensor<T> qs = q.detach(), ks = k.detach(), vs = v.detach();
   Tensor<T> scores = detail::matmul_raw(qs, ks.t());
-  kernels::unary(q.device(), kernels::Unary::MulScalar, scores.data(), scores.data(), scores.numel(), s);
+  kernels::on<T>(q.device()).unary(kernels::Unary::MulScalar, scores.device_ptr(), scores.device_ptr(), scores.numel(), s);
   if (mask.defined()) scores = detail::binary_raw(kernels::Binary::Add, scores, mask.detach(), op);
   const Tensor<T> p = detail::softmax_last_raw(scores, false);
   const Shape mask_shape = mask.defined() ? mask.shape() : Shape{};
@@ -159,7 +160,7 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
                   if (need[2]) out[2] = detail::matmul_raw(p.t(), g);
                   Tensor<T> ds = detail::softmax_last_backward(p, detail::matmul_raw(g, vs.t()), false);
                   if (need[3]) out[3] = sum_to(ds, mask_shape).clone();
-                  kernels::unary(ds.device(), kernels::Unary::MulScalar, ds.data(), ds.data(), ds.numel(), s);
+                  kernels::on<T>(ds.device()).unary(kernels::Unary::MulScalar, ds.device_ptr(), ds.device_ptr(), ds.numel(), s);
                   if (need[0]) out[0] = detail::matmul_raw(ds, ks);
                   if (need[1]) out[1] = detail::matmul_raw(ds.t(), qs);
                   return out;
@@ -183,13 +184,14 @@ kernels::AttentionArgs<T> attention_args(const char* op, const Tensor<T>& q, con
   SIGLITE_CHECK(q.size(2) == k.size(2), op, ": q ", q.shape(), " and k ", k.shape(), " have different widths");
   SIGLITE_CHECK(k.size(1) == v.size(1), op, ": k ", k.shape(), " and v ", v.shape(),
                 " have different sequence lengths");
-  SIGLITE_CHECK(q.device() == k.device() && q.device() == v.device(), op, ": q, k, v on different devices");
+  for (const Tensor<T>* t : {&k, &v}) detail::check_same_device(q.device(), t->device(), op);
   const int64_t b = q.size(0), lq = q.size(1), lk = k.size(1);
   const Shape score_shape{b, heads, lq, lk};
   kernels::AttentionArgs<T> a;
   if (mask.defined()) {
     SIGLITE_CHECK(!mask.requires_grad(), op, ": the mask gets no gradient; pass it detached");
-    bool fits = mask.dim() <= 4 && mask.device() == q.device();
+    detail::check_same_device(q.device(), mask.device(), op);
+    bool fits = mask.dim() <= 4;
     for (size_t i = 0; fits && i < mask.dim(); ++i) {
       const int64_t e = mask.shape()[mask.dim() - 1 - i];
       fits = e == 1 || e == score_shape[3 - i];
@@ -197,7 +199,7 @@ kernels::AttentionArgs<T> attention_args(const char* op, const Tensor<T>& q, con
     SIGLITE_CHECK(fits, op, ": mask of shape ", mask.shape(), " on ", mask.device(), " does not broadcast to the scores ",
                   score_shape, " on ", q.device());
     m = mask.expand(score_shape);
-    a.mask = m.data();
+    a.mask = m.device_ptr();
     a.mask_batch = m.strides()[0];
     a.mask_head = m.strides()[1];
     a.mask_row = m.strides()[2];
@@ -230,7 +232,7 @@ std::pair<Tensor<T>, Tensor<T>> attention_run(const kernels::AttentionArgs<T>& a
                                               const Tensor<T>& v) {
   const Device d = q.device();
   Tensor<T> p = Tensor<T>::empty({a.batch, a.heads, a.lq, a.lk}, d), out = Tensor<T>::empty({a.batch, a.lq, a.heads * a.dv}, d);
-  kernels::attention_forward(d, a, q.data(), k.data(), v.data(), p.data(), out.data());
+  kernels::on<T>(d).attention_forward(a, q.device_ptr(), k.device_ptr(), v.device_ptr(), p.device_ptr(), out.device_ptr());
   return {p, out};
 }
 
@@ -263,8 +265,8 @@ Tensor<T> multi_head_attention(const Tensor<T>& q, const Tensor<T>& k, const Ten
                                                   {a.batch, a.lk, a.heads * a.dv}};
                   for (size_t i = 0; i < 3; ++i)
                     if (need[i]) grads[i] = Tensor<T>::empty(shapes[i], dev);
-                  const auto ptr = [](Tensor<T>& t) { return t.defined() ? t.data() : nullptr; };
-                  kernels::attention_backward(dev, a, qs.data(), ks.data(), vs.data(), p.data(), gc.data(),
+                  const auto ptr = [](Tensor<T>& t) { return t.defined() ? t.device_ptr() : nullptr; };
+                  kernels::on<T>(dev).attention_backward(a, qs.device_ptr(), ks.device_ptr(), vs.device_ptr(), p.device_ptr(), gc.device_ptr(),
                                               ptr(grads[0]), ptr(grads[1]), ptr(grads[2]));
                   return grads;
                 });
@@ -304,9 +306,9 @@ Tensor<T> packed_attention(const char* op, const Tensor<T>& qkv, int64_t at, int
     const Tensor<T> gc = g.contiguous();
     // With one query position, the q columns of the other rows get no gradient.
     Tensor<T> gx = at >= 0 ? Tensor<T>::zeros(xs.shape(), xs.device()) : Tensor<T>::empty(xs.shape(), xs.device());
-    const T* x = xs.data();
-    T* gp = gx.data();
-    kernels::attention_backward(xs.device(), a, x + q_offset, x + w, x + 2 * w, p.data(), gc.data(), gp + q_offset,
+    const T* x = xs.device_ptr();
+    T* gp = gx.device_ptr();
+    kernels::on<T>(xs.device()).attention_backward(a, x + q_offset, x + w, x + 2 * w, p.device_ptr(), gc.device_ptr(), gp + q_offset,
                                 gp + w, gp + 2 * w);
     return std::vector<Tensor<T>>{gx};
   });

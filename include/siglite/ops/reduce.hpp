@@ -43,7 +43,7 @@ Tensor<T> reduce_raw(const Tensor<T>& x, const std::vector<bool>& mask, kernels:
         kept += pass == 0;
       }
   Tensor<T> out = Tensor<T>::empty(reduced_shape(x.shape(), mask, true), x.device());
-  kernels::reduce(x.device(), op, kernels::View<const T>{x.data(), shape, strides}, kept, out.data());
+  kernels::on<T>(x.device()).reduce(op, kernels::View<const T>{x.device_ptr(), shape, strides}, kept, out.device_ptr());
   return out;
 }
 
@@ -67,12 +67,12 @@ Tensor<T> mean(const Tensor<T>& x, const std::vector<int64_t>& axes = {}, bool k
   const auto mask = detail::axis_mask(axes, x.dim(), "mean");
   const Tensor<T> kept = detail::reduce_raw(x, mask, kernels::Reduce::Sum);
   const T scale = kept.numel() == 0 ? T(0) : T(kept.numel()) / T(x.numel());
-  kernels::unary(x.device(), kernels::Unary::MulScalar, kept.data(), kept.data(), kept.numel(), scale);
+  kernels::on<T>(x.device()).unary(kernels::Unary::MulScalar, kept.device_ptr(), kept.device_ptr(), kept.numel(), scale);
   const Shape keep_shape = kept.shape(), in_shape = x.shape();
   return record("mean", kept.reshape(detail::reduced_shape(x.shape(), mask, keepdim)), {x},
                 [keep_shape, in_shape, scale](const Tensor<T>& g, const std::vector<bool>&) {
                   Tensor<T> gx = g.reshape(keep_shape).expand(in_shape).clone();
-                  kernels::unary(gx.device(), kernels::Unary::MulScalar, gx.data(), gx.data(), gx.numel(), scale);
+                  kernels::on<T>(gx.device()).unary(kernels::Unary::MulScalar, gx.device_ptr(), gx.device_ptr(), gx.numel(), scale);
                   return std::vector<Tensor<T>>{gx};
                 });
 }
@@ -89,11 +89,11 @@ Tensor<T> max(const Tensor<T>& x, const std::vector<int64_t>& axes = {}, bool ke
                 [xs, kept, mask](const Tensor<T>& g, const std::vector<bool>&) {
                   const Device d = xs.device();
                   Tensor<T> hit = Tensor<T>::empty(xs.shape(), d);
-                  kernels::binary(d, kernels::Binary::Eq, xs.view(), kept.expand(xs.shape()).view(), hit.data());
+                  kernels::on<T>(d).binary(kernels::Binary::Eq, xs.view(), kept.expand(xs.shape()).view(), hit.device_ptr());
                   const Tensor<T> count = detail::reduce_raw(hit, mask, kernels::Reduce::Sum);
                   Tensor<T> share = Tensor<T>::empty(count.shape(), d);
-                  kernels::binary(d, kernels::Binary::Div, g.reshape(count.shape()).view(), count.view(), share.data());
-                  kernels::binary(d, kernels::Binary::Mul, hit.view(), share.expand(xs.shape()).view(), hit.data());
+                  kernels::on<T>(d).binary(kernels::Binary::Div, g.reshape(count.shape()).view(), count.view(), share.device_ptr());
+                  kernels::on<T>(d).binary(kernels::Binary::Mul, hit.view(), share.expand(xs.shape()).view(), hit.device_ptr());
                   return std::vector<Tensor<T>>{hit};
                 });
 }

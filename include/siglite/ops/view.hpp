@@ -1,5 +1,5 @@
 // View ops: reshape, permute, transpose, slice, expand share their input's storage; contiguous()
-// copies only when needed. Each records how to map a gradient back to its input's layout.
+// copies only when needed, to() when the device differs. Each records how to map a gradient back to its input's layout.
 #pragma once
 #include <algorithm>
 #include <numeric>
@@ -27,6 +27,20 @@ Tensor<T> contiguous(const Tensor<T>& x) {
   if (x.is_contiguous()) return x;
   return record("contiguous", x.detach().clone(), {x},
                 [](const Tensor<T>& g, const std::vector<bool>&) { return std::vector<Tensor<T>>{g}; });
+}
+
+/// A contiguous copy of x on `device` (x itself when it is there already); the gradient is copied back to x's
+/// device.
+template <typename T>
+Tensor<T> to(const Tensor<T>& x, Device device) {
+  if (x.device() == device) return x;
+  const Tensor<T> src = x.detach().contiguous();
+  Tensor<T> out = Tensor<T>::empty(src.shape(), device);
+  backends::copy_bytes(device, out.device_ptr(), src.device(), src.device_ptr(),
+                       static_cast<size_t>(src.numel()) * sizeof(T));
+  return record("to", out, {x}, [from = x.device()](const Tensor<T>& g, const std::vector<bool>&) {
+    return std::vector<Tensor<T>>{g.to(from)};
+  });
 }
 
 /// A view with a new shape of the same number of elements; one extent may be -1 (inferred).
@@ -106,7 +120,7 @@ Tensor<T> slice(const Tensor<T>& x, int64_t axis, int64_t start, int64_t end, in
                 [in_shape, a, s, e, step](const Tensor<T>& g, const std::vector<bool>&) {
                   Tensor<T> gx = Tensor<T>::zeros(in_shape, g.device());
                   const Tensor<T> dst = gx.slice(static_cast<int64_t>(a), s, e, step);
-                  kernels::copy(g.device(), g.view(), dst.mutable_view());
+                  kernels::on<T>(g.device()).copy(g.view(), dst.mutable_view());
                   return std::vector<Tensor<T>>{gx};
                 });
 }

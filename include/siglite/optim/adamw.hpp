@@ -37,7 +37,7 @@ class AdamW : public Optimizer {
     a.weight_decay = weight_decay;
     a.bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(s.step));
     a.bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(s.step));
-    kernels::adamw_update(s.param.device(), s.param.data(), grad, s.state[0].data(), s.state[1].data(),
+    kernels::on<float>(s.param.device()).adamw_update(s.param.device_ptr(), grad, s.state[0].device_ptr(), s.state[1].device_ptr(),
                           s.param.numel(), a);
   }
 

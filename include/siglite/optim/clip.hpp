@@ -27,33 +27,46 @@ void for_each_grad(const Optimizer& opt, F& f) {
   for (const ParamGroup& g : opt.param_groups()) for_each_grad(g.params, f);
 }
 
+/// The parameters' gradients (leaf gradients are owned contiguous buffers, see accumulate_leaf), all on one device.
 template <typename Params>
-double grad_norm(const Params& params) {
-  double sum = 0;
-  auto add = [&sum](const GradPtr& g) {
-    const Tensor<float> t(g);
-    // Leaf gradients are owned contiguous buffers (see accumulate_leaf); anything else is a misuse.
-    SIGLITE_CHECK(t.is_contiguous(), "clip_grad_norm: a gradient of shape ", t.shape(), " is not contiguous");
-    sum += kernels::sum_squares(t.device(), t.data(), t.numel());
+std::vector<Tensor<float>> gradients(const Params& params, const char* op) {
+  std::vector<Tensor<float>> grads;
+  auto add = [&](const GradPtr& g) {
+    grads.emplace_back(g);
+    SIGLITE_CHECK(grads.back().is_contiguous(), op, ": a gradient of shape ", grads.back().shape(),
+                  " is not contiguous");
+    siglite::detail::check_same_device(grads.front().device(), grads.back().device(), op);
   };
   for_each_grad(params, add);
-  return std::sqrt(sum);
+  return grads;
+}
+
+/// The global L2 norm of the gradients as a double on their device: one multi-tensor kernel.
+inline Tensor<double> global_norm(const std::vector<Tensor<float>>& grads) {
+  const Device d = grads.empty() ? Device::cpu() : grads.front().device();
+  std::vector<kernels::Span<const float>> spans;
+  for (const Tensor<float>& g : grads) spans.push_back({g.device_ptr(), g.numel()});
+  Tensor<double> norm = Tensor<double>::empty({}, d);
+  kernels::on<float>(d).global_norm(spans, norm.device_ptr());
+  return norm;
+}
+
+template <typename Params>
+double grad_norm(const Params& params) {
+  return global_norm(gradients(params, "grad_norm")).item();
 }
 
 template <typename Params>
 double clip_grad_norm(const Params& params, double max_norm) {
   SIGLITE_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0 (infinity: measure only), got ", max_norm);
-  const double norm = grad_norm(params);
-  // A non-finite norm is returned and the gradients are left alone, so the caller can skip the step.
-  if (!std::isfinite(norm)) return norm;
-  const double coef = max_norm / (norm + 1e-6);
-  if (coef >= 1) return norm;
-  auto scale = [coef](const GradPtr& g) {
-    const Tensor<float> t(g);
-    kernels::unary(t.device(), kernels::Unary::MulScalar, t.data(), t.data(), t.numel(), static_cast<float>(coef));
-  };
-  for_each_grad(params, scale);
-  return norm;
+  const std::vector<Tensor<float>> grads = gradients(params, "clip_grad_norm");
+  const Tensor<double> norm = global_norm(grads);
+  std::vector<kernels::Span<float>> spans;
+  for (const Tensor<float>& g : grads) spans.push_back({g.device_ptr(), g.numel()});
+  // On the device, so the host reads the norm once, below: a non-finite norm leaves the gradients alone, and
+  // the caller, seeing it, skips the step.
+  if (!grads.empty()) kernels::on<float>(norm.device()).clip_by_norm(spans, norm.device_ptr(), max_norm);
+  return norm.item();
 }
 
 }  // namespace detail

@@ -9,10 +9,9 @@
 #include <utility>
 #include <vector>
 
-// tensor.hpp first: it pulls in the autograd headers in the order they need.
-#include "siglite/core/tensor.hpp"
 #include "siglite/autograd/inference_mode.hpp"
 #include "siglite/autograd/node.hpp"
+#include "siglite/core/tensor.hpp"
 #include "siglite/optim/param_groups.hpp"
 #include "siglite/optim/schedule.hpp"
 
@@ -51,7 +50,7 @@ struct OptimizerState {
   static int64_t whole_number(const std::string& key, const Tensor<float>& t) {
     SIGLITE_CHECK(t.defined() && t.numel() == 1, "OptimizerState: '", key, "' must hold one value, got ",
                   t.defined() ? siglite::detail::cat("shape ", t.shape()) : std::string("an undefined tensor"));
-    const double v = t.to(Device::cpu()).contiguous().data()[0];
+    const double v = t.item();
     SIGLITE_CHECK(std::isfinite(v) && v >= 0 && v == std::floor(v) && v <= kMaxExactStep, "OptimizerState: '", key,
                   "' must be a whole number >= 0, got ", v);
     return static_cast<int64_t>(v);
@@ -94,7 +93,7 @@ class Optimizer {
       if (!g) continue;
       const ParamGroup& group = groups_[s.group];
       ++s.step;
-      update(s, g->data(), lr_ * mult * group.lr_mult, group.weight_decay.value_or(weight_decay_));
+      update(s, g->device_ptr(), lr_ * mult * group.lr_mult, group.weight_decay.value_or(weight_decay_));
     }
     ++step_;
   }
@@ -176,7 +175,7 @@ class Optimizer {
       Slot& s = slots_[i];
       for (size_t k = 0; k < state_names_.size(); ++k) {
         const Tensor<float> src = state.tensors.at(state_names_[k] + "." + s.name).to(s.param.device());
-        kernels::copy(s.param.device(), src.view(), s.state[k].mutable_view());
+        kernels::on<float>(s.param.device()).copy(src.view(), s.state[k].mutable_view());
       }
       s.step = steps[i];
     }

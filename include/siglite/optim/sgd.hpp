@@ -36,8 +36,8 @@ class SGD : public Optimizer {
     a.weight_decay = weight_decay;
     a.nesterov = options_.nesterov;
     a.first_step = s.step == 1;
-    float* buf = s.state.empty() ? nullptr : s.state[0].data();
-    kernels::sgd_update(s.param.device(), s.param.data(), grad, buf, s.param.numel(), a);
+    float* buf = s.state.empty() ? nullptr : s.state[0].device_ptr();
+    kernels::on<float>(s.param.device()).sgd_update(s.param.device_ptr(), grad, buf, s.param.numel(), a);
   }
 
  private:

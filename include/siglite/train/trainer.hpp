@@ -10,14 +10,32 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "siglite/core/files.hpp"
+#include "siglite/core/names.hpp"
 #include "siglite/data/loader.hpp"
 #include "siglite/io/checkpoint.hpp"
 #include "siglite/loss/sigmoid.hpp"
 #include "siglite/loss/softmax.hpp"
 #include "siglite/optim/optim.hpp"
+
+namespace siglite::train {
+
+/// The loss a Trainer minimises: the sigmoid loss naive or tiled (loss/sigmoid.hpp), or the softmax (CLIP) loss.
+enum class LossKind { Naive, Tiled, Softmax };
+
+}  // namespace siglite::train
+
+namespace siglite {
+template <>
+struct EnumNames<train::LossKind> {
+  static constexpr const char* what = "loss";
+  static constexpr std::pair<train::LossKind, const char*> values[] = {
+      {train::LossKind::Naive, "naive"}, {train::LossKind::Tiled, "tiled"}, {train::LossKind::Softmax, "softmax"}};
+};
+}  // namespace siglite
 
 namespace siglite::train {
 
@@ -30,7 +48,7 @@ struct TrainOptions {
   double beta2 = 0.95;
   double warmup_fraction = 0.1;  // of the planned steps
   double bias_lr_mult = 1.0;     // learning-rate multiplier of t' and b
-  std::string loss = "tiled";    // naive | tiled | softmax
+  LossKind loss = LossKind::Tiled;
   double clip_norm = 1.0;        // 0 = no clipping
   uint64_t seed = 0;
   bool lock_image = false;       // SigLiT: the image tower is frozen and its embeddings cached
@@ -59,8 +77,6 @@ class Trainer {
 
   Trainer(models::SigLIP<float>& model, const data::Dataset& ds, const data::Tokenizer& tok, TrainOptions options)
       : model_(model), ds_(ds), tok_(tok), opt_(std::move(options)) {
-    SIGLITE_CHECK(opt_.loss == "naive" || opt_.loss == "tiled" || opt_.loss == "softmax", "Trainer: loss '", opt_.loss,
-                  "' is not naive, tiled or softmax");
     SIGLITE_CHECK(opt_.steps > 0 || opt_.minutes > 0, "Trainer: give a number of steps or a time budget in minutes");
     SIGLITE_CHECK(opt_.batch_size >= 1 && opt_.batch_size <= ds.size(), "Trainer: batch size ", opt_.batch_size,
                   " for a dataset of ", ds.size(), " examples");
@@ -155,7 +171,7 @@ class Trainer {
     const optim::OptimizerState st = optimizer_->state_dict();
     io::save_safetensors(dir / "optimizer.safetensors", st.to_tensors());
     nlohmann::json j = {{"step", step_},          {"planned_steps", planned_}, {"batch_size", opt_.batch_size},
-                        {"seed", opt_.seed},      {"elapsed_s", elapsed_s},    {"loss", opt_.loss},
+                        {"seed", opt_.seed},      {"elapsed_s", elapsed_s},    {"loss", to_string(opt_.loss)},
                         {"lock_image", opt_.lock_image}};
     write_file_atomic(dir / "trainer_state.json", j.dump(2) + "\n", "Trainer::save_checkpoint");
   }
@@ -211,7 +227,7 @@ class Trainer {
   static constexpr int64_t kReplanFrom = 3, kReplanAt = 13;
 
   Tensor<float> image_embeddings(const data::TextImageBatch& b) {
-    if (!opt_.lock_image) return model_.image_embeddings(b.images);
+    if (!opt_.lock_image) return model_.image_embeddings(b.images.to(model_.device()));
     // SigLiT: the frozen tower's embedding of an example never changes; compute it once.
     const int64_t n = b.images.size(0), e = model_.config().vision.hidden_size;
     std::vector<int64_t> missing;
@@ -220,7 +236,8 @@ class Trainer {
     if (!missing.empty()) {
       NoGradGuard no_grad;
       const Tensor<int64_t> rows = Tensor<int64_t>::from_vector(missing);
-      const Tensor<float> emb = model_.image_embeddings(index_select(b.images, 0, rows));
+      const Tensor<float> emb = model_.image_embeddings(index_select(b.images, 0, rows).to(model_.device()))
+                                    .to(Device::cpu());
       for (size_t r = 0; r < missing.size(); ++r)
         cache_[b.indices[size_t(missing[r])]] =
             std::vector<float>(emb.data() + int64_t(r) * e, emb.data() + int64_t(r + 1) * e);
@@ -230,22 +247,31 @@ class Trainer {
       const auto& v = cache_.at(b.indices[size_t(k)]);
       std::copy(v.begin(), v.end(), out.data() + k * e);
     }
-    return out;
+    return out.to(model_.device());
   }
 
   Tensor<float> forward_loss(const data::TextImageBatch& b) {
     const Tensor<float> img = image_embeddings(b);
-    const Tensor<float> txt = model_.text_embeddings(b.ids);
-    if (opt_.loss == "softmax") return loss::softmax_loss(img, txt, model_.logit_scale);
+    const Tensor<float> txt = model_.text_embeddings(b.ids.to(model_.device()));
+    if (opt_.loss == LossKind::Softmax) return loss::softmax_loss(img, txt, model_.logit_scale);
     return loss::sigmoid_loss(img, txt, model_.logit_scale, model_.logit_bias,
-                              opt_.loss == "naive" ? loss::SigmoidImpl::Naive : loss::SigmoidImpl::Tiled);
+                              opt_.loss == LossKind::Naive ? loss::SigmoidImpl::Naive : loss::SigmoidImpl::Tiled);
   }
 
+  /// One step. The host waits for the device twice: once for the loss with the t' and b it used (one copy of
+  /// three numbers; a non-finite loss stops the run before backward), once for the gradient norm (a
+  /// non-finite one stops it before the update).
   StepInfo train_step(const data::TextImageBatch& b) {
     StepInfo info;
     info.lr = optimizer_->current_lr();
     const Tensor<float> loss = forward_loss(b);
-    info.loss = loss.item();
+    const std::vector<float> read =
+        concat(std::vector<Tensor<float>>{loss.detach().reshape({1}), model_.logit_scale.detach(),
+                                          model_.logit_bias.detach()})
+            .to_vector();
+    info.loss = read[0];
+    info.t = std::exp(double(read[1]));
+    info.b = read[2];
     SIGLITE_CHECK(std::isfinite(info.loss), "train: the loss is ", info.loss, " at step ", step_ + 1,
                   "; stopped without updating the model",
                   opt_.out_dir.empty() ? "" : detail::cat(" (the last checkpoint in ", opt_.out_dir, " is intact)"));
@@ -259,8 +285,6 @@ class Trainer {
     ++step_;
     info.step = step_;
     info.planned_steps = planned_;
-    info.t = std::exp(double(model_.logit_scale.item()));
-    info.b = model_.logit_bias.item();
     return info;
   }
 

@@ -1,0 +1,134 @@
+// The CPU backend: the kernel set of backends/kernels.hpp on the host, each kernel the function of the same
+// name in this folder, and the host allocator. backends/cpu.hpp registers it.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "siglite/backends/backend.hpp"
+#include "siglite/backends/cpu/allocator.hpp"
+#include "siglite/backends/cpu/attention.hpp"
+#include "siglite/backends/cpu/elementwise.hpp"
+#include "siglite/backends/cpu/gemm.hpp"
+#include "siglite/backends/cpu/linear.hpp"
+#include "siglite/backends/cpu/loss.hpp"
+#include "siglite/backends/cpu/nn.hpp"
+#include "siglite/backends/cpu/optim.hpp"
+
+namespace siglite::cpu {
+
+template <typename T>
+class MemoryKernels : public kernels::MemoryKernels<T> {
+ public:
+  void copy(const View<const T>& src, const View<T>& dst) const override { cpu::copy(src, dst); }
+  void fill(T* dst, int64_t n, T value) const override { cpu::fill(dst, n, value); }
+};
+
+template <typename T>
+class Kernels : public kernels::Kernels<T> {
+ public:
+  using Unary = kernels::Unary;
+  template <typename U>
+  using Span = kernels::Span<U>;
+
+  void copy(const View<const T>& src, const View<T>& dst) const override { cpu::copy(src, dst); }
+  void fill(T* dst, int64_t n, T value) const override { cpu::fill(dst, n, value); }
+  void binary(Binary op, const View<const T>& a, const View<const T>& b, T* out) const override {
+    cpu::binary(op, a, b, out);
+  }
+  void unary(Unary op, const T* x, T* y, int64_t n, T param) const override { cpu::unary(op, x, y, n, param); }
+  void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param) const override {
+    cpu::unary_backward(op, x, y, gy, gx, n, param);
+  }
+  void reduce(Reduce op, const View<const T>& x, size_t kept, T* out) const override { cpu::reduce(op, x, kept, out); }
+  void gemm(const GemmArgs<T>& g, const T* a, const T* b, T* c) const override { cpu::gemm(g, a, b, c); }
+  void linear_forward(const T* x, const T* w, const T* bias, T* y, std::optional<Unary> act, T* a, int64_t rows,
+                      int64_t in, int64_t out, const std::shared_ptr<const void>& owner) const override {
+    cpu::linear_forward(x, w, bias, y, act, a, rows, in, out, owner);
+  }
+  void linear_backward(const T* x, const T* w, const T* y, const T* a, std::optional<Unary> act, const T* ga, T* gy,
+                       T* gx, T* gw, T* gb, int64_t rows, int64_t in, int64_t out) const override {
+    cpu::linear_backward(x, w, y, a, act, ga, gy, gx, gw, gb, rows, in, out);
+  }
+  void softmax(const T* x, T* y, int64_t rows, int64_t cols, bool log) const override {
+    cpu::softmax(x, y, rows, cols, log);
+  }
+  void softmax_backward(const T* y, const T* gy, T* gx, int64_t rows, int64_t cols, bool log) const override {
+    cpu::softmax_backward(y, gy, gx, rows, cols, log);
+  }
+  void layer_norm(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows, int64_t cols,
+                  T eps) const override {
+    cpu::layer_norm(x, w, b, y, mean, rstd, rows, cols, eps);
+  }
+  void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* gy, T* gx, T* gw, T* gb,
+                           int64_t rows, int64_t cols) const override {
+    cpu::layer_norm_backward(x, w, mean, rstd, gy, gx, gw, gb, rows, cols);
+  }
+  void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, T* p,
+                         T* out) const override {
+    cpu::attention_forward(a, q, k, v, p, out);
+  }
+  void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, const T* p, const T* gout,
+                          T* gq, T* gk, T* gv) const override {
+    cpu::attention_backward(a, q, k, v, p, gout, gq, gk, gv);
+  }
+  void gather(const char* op, const T* x, const int64_t* idx, T* out, int64_t outer, int64_t n_src, int64_t n_idx,
+              int64_t inner) const override {
+    cpu::gather(op, x, idx, out, outer, n_src, n_idx, inner);
+  }
+  void scatter_add(const T* g, const int64_t* idx, T* gx, int64_t outer, int64_t n_src, int64_t n_idx,
+                   int64_t inner) const override {
+    cpu::scatter_add(g, idx, gx, outer, n_src, n_idx, inner);
+  }
+  void patchify(T* images, T* patches, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p,
+                bool to_images) const override {
+    cpu::patchify(images, patches, n, c, h, w, p, to_images);
+  }
+  void sigmoid_loss_forward(const kernels::SigmoidLossArgs& a, const T* x, const T* y, const T* t_prime,
+                            const T* bias, T* loss) const override {
+    cpu::sigmoid_loss_forward(a, x, y, t_prime, bias, loss);
+  }
+  void sigmoid_loss_backward(const kernels::SigmoidLossArgs& a, const T* x, const T* y, const T* t_prime,
+                             const T* bias, const T* g, T* dx, T* dy, T* dt_prime, T* dbias) const override {
+    cpu::sigmoid_loss_backward(a, x, y, t_prime, bias, g, dx, dy, dt_prime, dbias);
+  }
+  void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamWArgs& a) const override {
+    cpu::adamw_update(p, g, m, v, n, a);
+  }
+  void sgd_update(T* p, const T* g, T* buf, int64_t n, const SgdArgs& a) const override {
+    cpu::sgd_update(p, g, buf, n, a);
+  }
+  void lion_update(T* p, const T* g, T* m, int64_t n, const LionArgs& a) const override {
+    cpu::lion_update(p, g, m, n, a);
+  }
+  void global_norm(const std::vector<Span<const T>>& xs, double* norm) const override { cpu::global_norm(xs, norm); }
+  void clip_by_norm(const std::vector<Span<T>>& xs, const double* norm, double max_norm) const override {
+    cpu::clip_by_norm(xs, norm, max_norm);
+  }
+};
+
+class Backend : public siglite::Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  int device_count() const override { return 1; }
+  Allocator& allocator(int) override { return host_allocator(); }
+  const kernels::Kernels<float>& f32() const override { return f32_; }
+  const kernels::Kernels<double>& f64() const override { return f64_; }
+  const kernels::MemoryKernels<int64_t>& i64() const override { return i64_; }
+  std::shared_ptr<void> open_weight_cache() override { return std::make_shared<PackedWeights>(); }
+  size_t cached_weights() const override { return PackedWeights::active_count(); }
+
+ private:
+  Kernels<float> f32_;
+  Kernels<double> f64_;
+  MemoryKernels<int64_t> i64_;
+};
+
+/// The process's CPU backend (never destroyed: storages may outlive statics).
+inline Backend& backend() {
+  static Backend* b = new Backend();
+  return *b;
+}
+
+}  // namespace siglite::cpu
