@@ -68,6 +68,21 @@ class Backend {
   virtual size_t cached_weights() const { return 0; }
 };
 
+/// A Backend whose kernel sets are K<float>, K<double> and M<int64_t>, made with it: what a backend declares
+/// beside them is its name, its devices and their allocators.
+template <template <typename> class K, template <typename> class M>
+class BackendOf : public Backend {
+ public:
+  const kernels::Kernels<float>& f32() const override { return f32_; }
+  const kernels::Kernels<double>& f64() const override { return f64_; }
+  const kernels::MemoryKernels<int64_t>& i64() const override { return i64_; }
+
+ private:
+  K<float> f32_;
+  K<double> f64_;
+  M<int64_t> i64_;
+};
+
 namespace backends {
 
 namespace detail {

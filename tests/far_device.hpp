@@ -7,10 +7,8 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,44 +42,28 @@ std::vector<kernels::Span<T>> near(const std::vector<kernels::Span<T>>& xs) {
   return out;
 }
 
+/// Blocks of the CPU's allocator, handed out moved; its statistics are the CPU allocator's.
 class Allocator : public siglite::Allocator {
  public:
   void* allocate(size_t bytes) override {
-    void* p = std::aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
-    SIGLITE_CHECK(p != nullptr, "far: out of memory for ", bytes, " bytes");
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.system_allocations;
-    stats_.bytes_in_use += static_cast<int64_t>(bytes);
-    stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
-    return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(p) + kShift);
+    return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(host().allocate(bytes)) + kShift);
   }
-  void deallocate(void* p, size_t bytes) override {
-    std::free(near(p));
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.bytes_in_use -= static_cast<int64_t>(bytes);
-  }
+  void deallocate(void* p, size_t bytes) override { host().deallocate(near(p), bytes); }
   void copy_from_host(void* dst, const void* src, size_t bytes) override { std::memcpy(near(dst), src, bytes); }
   void copy_to_host(void* dst, const void* src, size_t bytes) override {
     ++syncs_;
     std::memcpy(dst, near(src), bytes);
   }
   void copy_within(void* dst, const void* src, size_t bytes) override { std::memcpy(near(dst), near(src), bytes); }
-  AllocatorStats stats() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
-  }
-  void reset_peak() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.peak_bytes_in_use = stats_.bytes_in_use;
-  }
-  void empty_cache() override {}
+  AllocatorStats stats() const override { return host().stats(); }
+  void reset_peak() override { host().reset_peak(); }
+  void empty_cache() override { host().empty_cache(); }
 
   /// Copies to the host so far: each one a wait for the device on a GPU.
   int64_t syncs() const { return syncs_; }
 
  private:
-  mutable std::mutex mu_;
-  AllocatorStats stats_;
+  static siglite::Allocator& host() { return backends::of(Device::cpu()).allocator(0); }
   std::atomic<int64_t> syncs_{0};
 };
 
@@ -196,21 +178,15 @@ class Kernels : public kernels::Kernels<T> {
   static const kernels::Kernels<T>& cpu() { return kernels::on<T>(Device::cpu()); }
 };
 
-class Backend : public siglite::Backend {
+class Backend : public BackendOf<Kernels, MemoryKernels> {
  public:
   std::string name() const override { return "far"; }
   int device_count() const override { return 1; }
   siglite::Allocator& allocator(int) override { return allocator_; }
-  const kernels::Kernels<float>& f32() const override { return f32_; }
-  const kernels::Kernels<double>& f64() const override { return f64_; }
-  const kernels::MemoryKernels<int64_t>& i64() const override { return i64_; }
   Allocator& far_allocator() { return allocator_; }
 
  private:
   Allocator allocator_;
-  Kernels<float> f32_;
-  Kernels<double> f64_;
-  MemoryKernels<int64_t> i64_;
 };
 
 inline Backend& backend() {

@@ -18,6 +18,7 @@
 #include <siglite/siglite.hpp>
 
 #include "far_device.hpp"
+#include "samples/embed.hpp"
 #include "toy_data.hpp"
 
 using namespace siglite;
@@ -27,7 +28,8 @@ using Catch::Contains;
 
 namespace {
 
-/// One row of the op table: how to make the inputs (host tensors), and the op on them.
+/// One row of the op table: how to make the inputs (host tensors), and the op on them. Every row runs on every
+/// device against the CPU, and its double gradients against central differences.
 template <typename T>
 struct OpCase {
   std::string name;
@@ -218,6 +220,19 @@ TEST_CASE("far: every op of the table gives the CPU's values and gradients bit f
   check_op_table<float>();
 }
 
+TEST_CASE("op table: every row's gradients agree with central differences in double", "[far][gradcheck]") {
+  for (const OpCase<double>& c : op_table<double>()) {
+    if (!c.grad) continue;
+    INFO(c.name);
+    Generator gen(11);
+    std::vector<Tensor<double>> xs = c.inputs(gen);
+    for (Tensor<double>& x : xs) x.set_requires_grad();
+    const GradcheckResult r = gradcheck(c.op, xs);
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+}
+
 TEST_CASE("far: an index out of range is an error on the far device too", "[far]") {
   const Tensor<float> w = Tensor<float>::ones({4, 2}, far_device());
   CHECK_THROWS_WITH(embedding(w, Tensor<int64_t>::from_vector({1, 4}, far_device())),
@@ -304,6 +319,35 @@ TEST_CASE("far: 20 Trainer steps give the CPU's losses and weights bit for bit, 
   for (int64_t s : far_step_syncs) CHECK(s == 2);
 }
 
+TEST_CASE("far: 20 steps of fmnist-tiny on Fashion-MNIST, then zero-shot, give the CPU's numbers bit for bit",
+          "[far][train]") {
+  if (!std::filesystem::is_directory(data::FashionMnist::default_dir)) {
+    WARN("skipped: " << data::FashionMnist::default_dir << " is missing (install Debian's dataset-fashion-mnist)");
+    return;
+  }
+  const data::FashionMnist train_set(data::FashionMnist::default_dir, data::Split::train, 0);
+  const data::FashionMnist test_set(data::FashionMnist::default_dir, data::Split::test, 0);
+  std::vector<std::string> corpus;
+  for (int64_t i = 0; i < 2000; ++i) corpus.push_back(train_set.get(i).caption);
+  const data::WordTokenizer tok = data::WordTokenizer::build(corpus);
+  train::TrainOptions o;
+  o.batch_size = 64;
+  o.steps = 20;
+  const auto run = [&](Device d) {
+    models::SigLIP<float> model(models::SiglipConfig::preset("fmnist-tiny"), 0);
+    model.to(d);
+    train::Trainer trainer(model, train_set, tok, o);
+    const train::TrainResult r = trainer.run();
+    std::vector<double> out{r.t, r.b};
+    for (const train::StepInfo& s : r.history) out.insert(out.end(), {s.loss, s.grad_norm});
+    const eval::ZeroShotResult z = eval::zero_shot(model, tok, test_set, data::FashionMnist::eval_templates(), 300);
+    out.push_back(z.top1);
+    out.insert(out.end(), z.predictions.begin(), z.predictions.end());
+    return out;
+  };
+  CHECK(run(Device::cpu()) == run(far_device()));
+}
+
 TEST_CASE("far: zero-shot, retrieval and embeddings on the far device are the CPU's", "[far][eval]") {
   const testing::Quadrants ds;
   const data::WordTokenizer tok = testing::tokenizer(ds);
@@ -319,6 +363,16 @@ TEST_CASE("far: zero-shot, retrieval and embeddings on the far device are the CP
   const Tensor<float> ec = eval::image_embeddings(on_cpu, ds, 0, 10), ef = eval::image_embeddings(on_far, ds, 0, 10);
   CHECK(ef.device() == far_device());
   CHECK(ec.to_vector() == ef.to_vector());
+  // siglite-embed's computation: host inputs in, host embeddings out.
+  embed::Inputs in;
+  in.pixels = data::make_batch(ds, {0, 1, 2}).images;
+  in.ids = tok.batch({"a north tile", "a west tile"}, testing::tiny_config().text.max_position_embeddings);
+  const io::TensorMap mc = embed::embeddings(on_cpu, in), mf = embed::embeddings(on_far, in);
+  for (const char* key : {"image_embeds", "text_embeds"}) {
+    INFO(key);
+    CHECK(mf.at(key).device() == Device::cpu());
+    CHECK(mc.at(key).to_vector() == mf.at(key).to_vector());
+  }
 }
 
 TEST_CASE("far: the HF golden model gives the CPU's outputs and gradients bit for bit", "[far][model]") {

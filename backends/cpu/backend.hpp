@@ -108,21 +108,13 @@ class Kernels : public kernels::Kernels<T> {
   }
 };
 
-class Backend : public siglite::Backend {
+class Backend : public BackendOf<Kernels, MemoryKernels> {
  public:
   std::string name() const override { return "cpu"; }
   int device_count() const override { return 1; }
   Allocator& allocator(int) override { return host_allocator(); }
-  const kernels::Kernels<float>& f32() const override { return f32_; }
-  const kernels::Kernels<double>& f64() const override { return f64_; }
-  const kernels::MemoryKernels<int64_t>& i64() const override { return i64_; }
   std::shared_ptr<void> open_weight_cache() override { return std::make_shared<PackedWeights>(); }
   size_t cached_weights() const override { return PackedWeights::active_count(); }
-
- private:
-  Kernels<float> f32_;
-  Kernels<double> f64_;
-  MemoryKernels<int64_t> i64_;
 };
 
 /// The process's CPU backend (never destroyed: storages may outlive statics).
