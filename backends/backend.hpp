@@ -35,7 +35,7 @@ struct AllocatorStats {
 class Allocator {
  public:
   virtual ~Allocator() = default;
-  /// A block of `bytes` device memory (a Error naming the request and what is left when none can be had).
+  /// A block of `bytes` device memory, or an Error naming the request when none can be had.
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* p, size_t bytes) = 0;
   virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
