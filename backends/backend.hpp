@@ -1,8 +1,8 @@
 // Backends and their registry: one Backend per device type, holding that type's allocators and kernel
 // sets; siglite looks one up by a tensor's Device and never names it. A backend registers itself once
 // (backends/cpu.hpp does so for the CPU); a device type with none registered is an Error naming it.
-// The models are ggml's backend interface (buffer type, device, supports_op) and ATen's dispatch
-// registry, in the form of one abstract class per concern.
+// The models are ggml's backend interface (buffer type, buffer, device) and ATen's dispatch registry, in
+// the form of one abstract class per concern.
 #pragma once
 #include <array>
 #include <cstddef>

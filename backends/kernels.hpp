@@ -1,7 +1,7 @@
 // The kernel set: every computation siglite does on tensor memory goes through these interfaces. A
 // backend implements them once per device type and registers them (backend.hpp); an op asks
-// kernels::on<T>(device) for the set of its tensors' device and never names a backend. Every pointer
-// argument is a device pointer (Tensor::device_ptr()): only the backend may dereference it. No
+// kernels::on<T>(device) for the set of its tensors' device and never names a backend. Every pointer to
+// elements is a device pointer (Tensor::device_ptr()): only the backend may dereference it. No
 // autograd here, and no argument checking beyond what only the data can show: the ops check shapes,
 // devices and sizes before they call.
 #pragma once

@@ -582,6 +582,10 @@ TEST_CASE("BatchOrder: one permutation an epoch, the batches of batch_indices", 
     if (step < 3) seen.insert(seen.end(), b.begin(), b.end());
   }
   CHECK(order.permutations() == 3);
+  // The order itself is fixed by (size, batch, seed, step): a checkpoint resumes on the batches it would have seen.
+  CHECK(order.indices(0) == std::vector<int64_t>{9, 8, 6});
+  CHECK(order.indices(4) == std::vector<int64_t>{3, 8, 7});
+  CHECK(order.permutations() == 5);  // back to epoch 0, then epoch 1 again
   std::sort(seen.begin(), seen.end());
   CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());  // no example twice in an epoch
   CHECK(data::batch_indices(10, 3, 42, 0) != data::batch_indices(10, 3, 42, 3));  // epochs differ

@@ -433,7 +433,10 @@ TEST_CASE("modules: Dropout follows train() and eval() of the tree it is in", "[
   CHECK(net.drop->forward(x).to_vector() == x.to_vector());
   net.train();
   CHECK(zeros(net.drop->forward(x)) > 400);
-  CHECK_THROWS_WITH(nn::Dropout<float>(1.5), Contains("Dropout") && Contains("1.5"));
+  for (float v : net.drop->forward(x).to_vector()) CHECK((v == 0.0f || v == 2.0f));  // kept ones scaled by 1/(1-p)
+  const nn::Dropout<float> a(0.5, 9), b(0.5, 9);
+  CHECK(a.forward(x).to_vector() == b.forward(x).to_vector());  // the seed fixes the masks
+  CHECK_THROWS_WITH(nn::Dropout<float>(1.5, 0), Contains("Dropout") && Contains("1.5"));
 }
 
 TEST_CASE("model: the fixed 2-D sin-cos position embedding", "[model]") {

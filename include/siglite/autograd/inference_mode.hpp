@@ -26,9 +26,9 @@ class InferenceMode {
  public:
   InferenceMode() : serving_(current() == nullptr) {
     if (!serving_) return;
-    current() = this;
     for (Backend* b : backends::registered())
       if (std::shared_ptr<void> cache = b->open_weight_cache()) weight_caches_.push_back(std::move(cache));
+    current() = this;  // last: a constructor that throws leaves no scope behind
   }
   ~InferenceMode() {
     if (serving_) current() = nullptr;
@@ -47,6 +47,8 @@ class InferenceMode {
     if (!m) return make();
     std::vector<intptr_t> key{static_cast<intptr_t>(typeid(T).hash_code())};
     for (const Tensor<T>& s : sources) {
+      key.push_back(static_cast<intptr_t>(s.device().type()));
+      key.push_back(s.device().index());
       key.push_back(reinterpret_cast<intptr_t>(s.device_ptr()));
       key.push_back(static_cast<intptr_t>(s.dim()));
       for (size_t i = 0; i < s.dim(); ++i) {

@@ -17,7 +17,7 @@ template <typename E>
 struct EnumNames;
 
 /// The name of e.
-template <typename E>
+template <typename E, typename = decltype(EnumNames<E>::values)>
 std::string to_string(E e) {
   for (const auto& [value, name] : EnumNames<E>::values)
     if (value == e) return name;
@@ -26,7 +26,7 @@ std::string to_string(E e) {
 
 /// The value named `text`; an Error naming the text and every name otherwise ("loss 'hinge' is not naive, tiled
 /// or softmax").
-template <typename E>
+template <typename E, typename = decltype(EnumNames<E>::values)>
 E parse(const std::string& text) {
   std::string names;
   const size_t n = std::size(EnumNames<E>::values);

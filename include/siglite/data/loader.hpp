@@ -34,7 +34,7 @@ inline constexpr int64_t kMaxShuffledSize = int64_t{1} << 26;
 class BatchOrder {
  public:
   BatchOrder(int64_t size, int64_t batch, uint64_t seed) : size_(size), batch_(batch), seed_(seed) {
-    SIGLITE_CHECK(batch >= 1 && batch <= size, "batch_indices: batch size ", batch, " for a dataset of ", size,
+    SIGLITE_CHECK(batch >= 1 && batch <= size, "BatchOrder: batch size ", batch, " for a dataset of ", size,
                   " examples");
   }
 
@@ -82,8 +82,6 @@ class Loader {
   Loader(const Dataset& ds, const Tokenizer& tok, int64_t batch, int64_t text_length, uint64_t seed,
          int64_t first_step = 0, int depth = 2)
       : ds_(ds), tok_(tok), order_(ds.size(), batch, seed), length_(text_length), next_(first_step), depth_(depth) {
-    SIGLITE_CHECK(batch >= 1 && batch <= ds.size(), "Loader: batch size ", batch, " for a dataset of ", ds.size(),
-                  " examples");
     worker_ = std::thread([this] { produce(); });
   }
   ~Loader() {

@@ -26,7 +26,7 @@ Tensor<T> sigmoid_loss_naive(const Tensor<T>& img, const Tensor<T>& txt, const T
                              const Tensor<T>& bias) {
   const int64_t n = img.shape()[0];
   const Tensor<T> logits = matmul(img, txt.t()) * exp(t_prime) + bias;  // [n, n]
-  const Tensor<T> labels = pair_labels(n, T(1), T(-1), img.device());     // +1: image i belongs with text i
+  const Tensor<T> labels = pair_labels(n, T(1), T(-1), img.device());   // +1: image i belongs with text i
   return -sum(log_sigmoid(labels * logits)) / static_cast<T>(n);
 }
 
@@ -41,8 +41,8 @@ Tensor<T> sigmoid_loss_tiled(const Tensor<T>& img, const Tensor<T>& txt, const T
   const Tensor<T> xs = img.detach().contiguous(), ys = txt.detach().contiguous();
   const Tensor<T> tp = t_prime.detach().contiguous(), b = bias.detach().contiguous();
   Tensor<T> out = Tensor<T>::empty({}, device);
-  kernels::on<T>(device).sigmoid_loss_forward(args, xs.device_ptr(), ys.device_ptr(), tp.device_ptr(),
-                                              b.device_ptr(), out.device_ptr());
+  kernels::on<T>(device).sigmoid_loss_forward(args, xs.device_ptr(), ys.device_ptr(), tp.device_ptr(), b.device_ptr(),
+                                              out.device_ptr());
   return record("sigmoid_loss", out, {img, txt, t_prime, bias},
                 [xs, ys, tp, b, args](const Tensor<T>& g, const std::vector<bool>& need) {
                   const Device dev = xs.device();

@@ -45,12 +45,13 @@ class Linear : public Module<T> {
 };
 
 /// Dropout that follows the mode of the module tree it is in: while training (train(), the default) it zeroes each
-/// element with probability p and scales the rest by 1/(1-p), its masks drawn from its own seeded generator;
-/// after eval() it passes its input through.
+/// element with probability p and scales the rest by 1/(1-p), its masks drawn from its own generator seeded with
+/// `seed` (give each layer its own); after eval() it passes its input through. forward() draws from that
+/// generator: one thread at a time.
 template <typename T = float>
 class Dropout : public Module<T> {
  public:
-  explicit Dropout(double p, uint64_t seed = 0) : p_(p), gen_(seed) {
+  Dropout(double p, uint64_t seed) : p_(p), gen_(seed) {
     SIGLITE_CHECK(p >= 0.0 && p <= 1.0, "Dropout: probability ", p, " is outside [0, 1]");
   }
   Tensor<T> forward(const Tensor<T>& x) const { return dropout(x, p_, gen_, this->is_training()); }

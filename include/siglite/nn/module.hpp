@@ -89,13 +89,27 @@ class Module {
   }
 
   /// Moves every parameter and buffer, transient ones included, to `device` in place: each handle to them, here
-  /// and in the layers' members, sees the new memory. Gradients are dropped. Call it before making an optimizer,
-  /// whose state belongs to the memory it was made for.
+  /// and in the layers' members, sees the new memory, and tensors that shared storage still share it. Gradients
+  /// are dropped. All the copies are made before any tensor changes, so a failure leaves the module as it was.
+  /// Make the optimizer afterwards: its state belongs to the memory it was made for (Optimizer::step refuses
+  /// state on another device than its parameter).
   void to(Device device) {
-    for (auto& [name, t] : params_) move_to(t, device);
-    for (auto& [name, t] : buffers_) move_to(t, device);
-    for (auto& [name, t] : transient_) move_to(t, device);
-    for (auto& [name, m] : children_) m->to(device);
+    std::vector<Tensor<T>> all;
+    collect_all(all);
+    std::map<const Storage*, std::shared_ptr<Storage>> moved;
+    for (const Tensor<T>& t : all) {
+      const Storage& s = *t.impl().storage;
+      if (s.device() == device || moved.count(&s)) continue;
+      auto copy = std::make_shared<Storage>(s.bytes(), device);
+      backends::copy_bytes(device, copy->data(), s.device(), s.data(), s.bytes());
+      moved.emplace(&s, std::move(copy));
+    }
+    for (const Tensor<T>& t : all) {
+      auto it = moved.find(t.impl().storage.get());
+      if (it == moved.end()) continue;
+      t.impl().storage = it->second;
+      t.impl().grad.reset();
+    }
   }
 
   void train(bool on = true) {
@@ -156,14 +170,11 @@ class Module {
                   name, "' is registered twice");
   }
 
-  static void move_to(Tensor<T>& t, Device device) {
-    if (t.device() == device) return;
-    const Tensor<T> moved = t.detach().to(device);
-    TensorImpl<T>& impl = t.impl();
-    impl.storage = moved.impl().storage;
-    impl.strides = moved.strides();
-    impl.offset = 0;
-    impl.grad.reset();
+  /// Every parameter and buffer of this module and its children.
+  void collect_all(std::vector<Tensor<T>>& out) const {
+    for (const auto* list : {&params_, &buffers_, &transient_})
+      for (const auto& [name, t] : *list) out.push_back(t);
+    for (const auto& [name, m] : children_) m->collect_all(out);
   }
 
   template <typename Get>

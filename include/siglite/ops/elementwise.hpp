@@ -141,8 +141,9 @@ Tensor<T> unary_op(const char* name, kernels::Unary op, const Tensor<T>& x, T pa
   return record(name, out, {x}, [xs, ys, op, param](const Tensor<T>& g, const std::vector<bool>&) {
     const Tensor<T> gc = g.contiguous();
     Tensor<T> gx = Tensor<T>::empty(g.shape(), g.device());
-    kernels::on<T>(g.device()).unary_backward(op, xs.defined() ? xs.device_ptr() : nullptr, ys.defined() ? ys.device_ptr() : nullptr,
-                            gc.device_ptr(), gx.device_ptr(), gx.numel(), param);
+    kernels::on<T>(g.device())
+        .unary_backward(op, xs.defined() ? xs.device_ptr() : nullptr, ys.defined() ? ys.device_ptr() : nullptr,
+                        gc.device_ptr(), gx.device_ptr(), gx.numel(), param);
     return std::vector<Tensor<T>>{gx};
   });
 }

@@ -68,13 +68,15 @@ Tensor<T> index_select(const Tensor<T>& x, int64_t axis, const Tensor<int64_t>& 
   shape[a] = n_idx;
   const Tensor<T> xc = x.is_contiguous() ? x : x.clone();
   Tensor<T> out = Tensor<T>::empty(shape, x.device());
-  kernels::on<T>(x.device()).gather("index_select", xc.device_ptr(), idx.device_ptr(), out.device_ptr(), outer, n_src, n_idx, inner);
+  kernels::on<T>(x.device())
+      .gather("index_select", xc.device_ptr(), idx.device_ptr(), out.device_ptr(), outer, n_src, n_idx, inner);
   const Shape in_shape = x.shape();
   return record("index_select", out, {x},
                 [idx, in_shape, outer, n_src, n_idx, inner](const Tensor<T>& g, const std::vector<bool>&) {
                   const Tensor<T> gc = g.contiguous();
                   Tensor<T> gx = Tensor<T>::zeros(in_shape, g.device());
-                  kernels::on<T>(g.device()).scatter_add(gc.device_ptr(), idx.device_ptr(), gx.device_ptr(), outer, n_src, n_idx, inner);
+                  kernels::on<T>(g.device())
+                      .scatter_add(gc.device_ptr(), idx.device_ptr(), gx.device_ptr(), outer, n_src, n_idx, inner);
                   return std::vector<Tensor<T>>{gx};
                 });
 }
@@ -105,8 +107,8 @@ Tensor<T> patchify(const Tensor<T>& images, int64_t patch) {
   return record("patchify", out, {images}, [in_shape, patch](const Tensor<T>& g, const std::vector<bool>&) {
     const Tensor<T> gc = g.is_contiguous() ? g : g.clone();
     Tensor<T> gx = Tensor<T>::empty(in_shape, g.device());
-    kernels::on<T>(g.device()).patchify(gx.device_ptr(), gc.device_ptr(), in_shape[0], in_shape[1], in_shape[2], in_shape[3], patch,
-                      true);
+    kernels::on<T>(g.device())
+        .patchify(gx.device_ptr(), gc.device_ptr(), in_shape[0], in_shape[1], in_shape[2], in_shape[3], patch, true);
     return std::vector<Tensor<T>>{gx};
   });
 }

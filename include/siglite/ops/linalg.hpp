@@ -157,8 +157,9 @@ Tensor<T> linear_act(const char* op, const Tensor<T>& x, const Tensor<T>& weight
   // Without a graph, a weight used where it lies (not copied by contiguous()) may be kept packed by an
   // InferenceMode; its storage keeps its address its own meanwhile.
   const std::shared_ptr<const void> owner = !graph && ws.shares_storage(weight) ? ws.impl().storage : nullptr;
-  kernels::on<T>(d).linear_forward(xs.device_ptr(), ws.device_ptr(), bias.defined() ? bias.detach().contiguous().device_ptr() : nullptr,
-                          y.device_ptr(), act, a.device_ptr(), rows, in, out, owner);
+  kernels::on<T>(d).linear_forward(xs.device_ptr(), ws.device_ptr(),
+                                   bias.defined() ? bias.detach().contiguous().device_ptr() : nullptr, y.device_ptr(),
+                                   act, a.device_ptr(), rows, in, out, owner);
   if (!graph) return a;
   // Backward keeps only what it reads: x for the weight's gradient, the weight for x's, and the pre-activation y
   // or the output a where act's derivative reads it.
@@ -178,7 +179,7 @@ Tensor<T> linear_act(const char* op, const Tensor<T>& x, const Tensor<T>& weight
                   if (need[2]) grads[2] = Tensor<T>::empty({out}, dev);
                   const auto ptr = [](const Tensor<T>& t) { return t.defined() ? t.device_ptr() : nullptr; };
                   kernels::on<T>(dev).linear_backward(ptr(xs), ptr(ws), ptr(ys), ptr(as), act, gc.device_ptr(), ptr(gy),
-                                           ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), rows, in, out);
+                                                      ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), rows, in, out);
                   return grads;
                 });
 }

@@ -32,7 +32,8 @@ Tensor<T> softmax_last_backward(const Tensor<T>& y, const Tensor<T>& g, bool log
   const Tensor<T> gc = g.is_contiguous() ? g : g.clone();
   Tensor<T> gx = Tensor<T>::empty(y.shape(), y.device());
   const int64_t cols = y.dim() ? y.shape().back() : 1;
-  kernels::on<T>(y.device()).softmax_backward(y.device_ptr(), gc.device_ptr(), gx.device_ptr(), cols ? y.numel() / cols : 0, cols, log);
+  kernels::on<T>(y.device())
+      .softmax_backward(y.device_ptr(), gc.device_ptr(), gx.device_ptr(), cols ? y.numel() / cols : 0, cols, log);
   return gx;
 }
 
@@ -82,8 +83,9 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   const Tensor<T> ws = weight.defined() ? weight.detach().contiguous() : Tensor<T>();
   const Tensor<T> bs = bias.defined() ? bias.detach().contiguous() : Tensor<T>();
   Tensor<T> y = Tensor<T>::empty(x.shape(), d), mu = Tensor<T>::empty({rows}, d), rs = Tensor<T>::empty({rows}, d);
-  kernels::on<T>(d).layer_norm(xs.device_ptr(), ws.defined() ? ws.device_ptr() : nullptr, bs.defined() ? bs.device_ptr() : nullptr, y.device_ptr(),
-                      mu.device_ptr(), rs.device_ptr(), rows, cols, static_cast<T>(eps));
+  kernels::on<T>(d).layer_norm(xs.device_ptr(), ws.defined() ? ws.device_ptr() : nullptr,
+                               bs.defined() ? bs.device_ptr() : nullptr, y.device_ptr(), mu.device_ptr(),
+                               rs.device_ptr(), rows, cols, static_cast<T>(eps));
   return record("layer_norm", y, {x, weight, bias},
                 [xs, ws, mu, rs, rows, cols](const Tensor<T>& g, const std::vector<bool>& need) {
                   const Device dev = xs.device();
@@ -91,9 +93,10 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
                   Tensor<T> gx = Tensor<T>::empty(xs.shape(), dev);
                   Tensor<T> gw = need[1] ? Tensor<T>::empty({cols}, dev) : Tensor<T>();
                   Tensor<T> gb = need[2] ? Tensor<T>::empty({cols}, dev) : Tensor<T>();
-                  kernels::on<T>(dev).layer_norm_backward(xs.device_ptr(), ws.defined() ? ws.device_ptr() : nullptr, mu.device_ptr(), rs.device_ptr(),
-                                               gc.device_ptr(), gx.device_ptr(), gw.defined() ? gw.device_ptr() : nullptr,
-                                               gb.defined() ? gb.device_ptr() : nullptr, rows, cols);
+                  kernels::on<T>(dev).layer_norm_backward(xs.device_ptr(), ws.defined() ? ws.device_ptr() : nullptr,
+                                                          mu.device_ptr(), rs.device_ptr(), gc.device_ptr(),
+                                                          gx.device_ptr(), gw.defined() ? gw.device_ptr() : nullptr,
+                                                          gb.defined() ? gb.device_ptr() : nullptr, rows, cols);
                   return std::vector<Tensor<T>>{gx, gw, gb};
                 });
 }
@@ -150,7 +153,8 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
   const T s = static_cast<T>(scale.value_or(1.0 / std::sqrt(static_cast<double>(q.shape()[r - 1]))));
   const Tensor<T> qs = q.detach(), ks = k.detach(), vs = v.detach();
   Tensor<T> scores = detail::matmul_raw(qs, ks.t());
-  kernels::on<T>(q.device()).unary(kernels::Unary::MulScalar, scores.device_ptr(), scores.device_ptr(), scores.numel(), s);
+  kernels::on<T>(q.device())
+      .unary(kernels::Unary::MulScalar, scores.device_ptr(), scores.device_ptr(), scores.numel(), s);
   if (mask.defined()) scores = detail::binary_raw(kernels::Binary::Add, scores, mask.detach(), op);
   const Tensor<T> p = detail::softmax_last_raw(scores, false);
   const Shape mask_shape = mask.defined() ? mask.shape() : Shape{};
@@ -160,7 +164,8 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
                   if (need[2]) out[2] = detail::matmul_raw(p.t(), g);
                   Tensor<T> ds = detail::softmax_last_backward(p, detail::matmul_raw(g, vs.t()), false);
                   if (need[3]) out[3] = sum_to(ds, mask_shape).clone();
-                  kernels::on<T>(ds.device()).unary(kernels::Unary::MulScalar, ds.device_ptr(), ds.device_ptr(), ds.numel(), s);
+                  kernels::on<T>(ds.device())
+                      .unary(kernels::Unary::MulScalar, ds.device_ptr(), ds.device_ptr(), ds.numel(), s);
                   if (need[0]) out[0] = detail::matmul_raw(ds, ks);
                   if (need[1]) out[1] = detail::matmul_raw(ds.t(), qs);
                   return out;
@@ -232,7 +237,8 @@ std::pair<Tensor<T>, Tensor<T>> attention_run(const kernels::AttentionArgs<T>& a
                                               const Tensor<T>& v) {
   const Device d = q.device();
   Tensor<T> p = Tensor<T>::empty({a.batch, a.heads, a.lq, a.lk}, d), out = Tensor<T>::empty({a.batch, a.lq, a.heads * a.dv}, d);
-  kernels::on<T>(d).attention_forward(a, q.device_ptr(), k.device_ptr(), v.device_ptr(), p.device_ptr(), out.device_ptr());
+  kernels::on<T>(d).attention_forward(a, q.device_ptr(), k.device_ptr(), v.device_ptr(), p.device_ptr(),
+                                      out.device_ptr());
   return {p, out};
 }
 
@@ -266,8 +272,9 @@ Tensor<T> multi_head_attention(const Tensor<T>& q, const Tensor<T>& k, const Ten
                   for (size_t i = 0; i < 3; ++i)
                     if (need[i]) grads[i] = Tensor<T>::empty(shapes[i], dev);
                   const auto ptr = [](Tensor<T>& t) { return t.defined() ? t.device_ptr() : nullptr; };
-                  kernels::on<T>(dev).attention_backward(a, qs.device_ptr(), ks.device_ptr(), vs.device_ptr(), p.device_ptr(), gc.device_ptr(),
-                                              ptr(grads[0]), ptr(grads[1]), ptr(grads[2]));
+                  kernels::on<T>(dev).attention_backward(a, qs.device_ptr(), ks.device_ptr(), vs.device_ptr(),
+                                                         p.device_ptr(), gc.device_ptr(), ptr(grads[0]), ptr(grads[1]),
+                                                         ptr(grads[2]));
                   return grads;
                 });
 }
@@ -308,8 +315,9 @@ Tensor<T> packed_attention(const char* op, const Tensor<T>& qkv, int64_t at, int
     Tensor<T> gx = at >= 0 ? Tensor<T>::zeros(xs.shape(), xs.device()) : Tensor<T>::empty(xs.shape(), xs.device());
     const T* x = xs.device_ptr();
     T* gp = gx.device_ptr();
-    kernels::on<T>(xs.device()).attention_backward(a, x + q_offset, x + w, x + 2 * w, p.device_ptr(), gc.device_ptr(), gp + q_offset,
-                                gp + w, gp + 2 * w);
+    kernels::on<T>(xs.device())
+        .attention_backward(a, x + q_offset, x + w, x + 2 * w, p.device_ptr(), gc.device_ptr(), gp + q_offset, gp + w,
+                            gp + 2 * w);
     return std::vector<Tensor<T>>{gx};
   });
 }

@@ -67,12 +67,14 @@ Tensor<T> mean(const Tensor<T>& x, const std::vector<int64_t>& axes = {}, bool k
   const auto mask = detail::axis_mask(axes, x.dim(), "mean");
   const Tensor<T> kept = detail::reduce_raw(x, mask, kernels::Reduce::Sum);
   const T scale = kept.numel() == 0 ? T(0) : T(kept.numel()) / T(x.numel());
-  kernels::on<T>(x.device()).unary(kernels::Unary::MulScalar, kept.device_ptr(), kept.device_ptr(), kept.numel(), scale);
+  kernels::on<T>(x.device())
+      .unary(kernels::Unary::MulScalar, kept.device_ptr(), kept.device_ptr(), kept.numel(), scale);
   const Shape keep_shape = kept.shape(), in_shape = x.shape();
   return record("mean", kept.reshape(detail::reduced_shape(x.shape(), mask, keepdim)), {x},
                 [keep_shape, in_shape, scale](const Tensor<T>& g, const std::vector<bool>&) {
                   Tensor<T> gx = g.reshape(keep_shape).expand(in_shape).clone();
-                  kernels::on<T>(gx.device()).unary(kernels::Unary::MulScalar, gx.device_ptr(), gx.device_ptr(), gx.numel(), scale);
+                  kernels::on<T>(gx.device())
+                      .unary(kernels::Unary::MulScalar, gx.device_ptr(), gx.device_ptr(), gx.numel(), scale);
                   return std::vector<Tensor<T>>{gx};
                 });
 }
@@ -89,11 +91,14 @@ Tensor<T> max(const Tensor<T>& x, const std::vector<int64_t>& axes = {}, bool ke
                 [xs, kept, mask](const Tensor<T>& g, const std::vector<bool>&) {
                   const Device d = xs.device();
                   Tensor<T> hit = Tensor<T>::empty(xs.shape(), d);
-                  kernels::on<T>(d).binary(kernels::Binary::Eq, xs.view(), kept.expand(xs.shape()).view(), hit.device_ptr());
+                  kernels::on<T>(d).binary(kernels::Binary::Eq, xs.view(), kept.expand(xs.shape()).view(),
+                                           hit.device_ptr());
                   const Tensor<T> count = detail::reduce_raw(hit, mask, kernels::Reduce::Sum);
                   Tensor<T> share = Tensor<T>::empty(count.shape(), d);
-                  kernels::on<T>(d).binary(kernels::Binary::Div, g.reshape(count.shape()).view(), count.view(), share.device_ptr());
-                  kernels::on<T>(d).binary(kernels::Binary::Mul, hit.view(), share.expand(xs.shape()).view(), hit.device_ptr());
+                  kernels::on<T>(d).binary(kernels::Binary::Div, g.reshape(count.shape()).view(), count.view(),
+                                           share.device_ptr());
+                  kernels::on<T>(d).binary(kernels::Binary::Mul, hit.view(), share.expand(xs.shape()).view(),
+                                           hit.device_ptr());
                   return std::vector<Tensor<T>>{hit};
                 });
 }

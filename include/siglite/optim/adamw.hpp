@@ -37,8 +37,8 @@ class AdamW : public Optimizer {
     a.weight_decay = weight_decay;
     a.bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(s.step));
     a.bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(s.step));
-    kernels::on<float>(s.param.device()).adamw_update(s.param.device_ptr(), grad, s.state[0].device_ptr(), s.state[1].device_ptr(),
-                          s.param.numel(), a);
+    kernels::on<float>(s.param.device())
+        .adamw_update(s.param.device_ptr(), grad, s.state[0].device_ptr(), s.state[1].device_ptr(), s.param.numel(), a);
   }
 
  private:

@@ -34,7 +34,8 @@ class Lion : public Optimizer {
     a.beta1 = options_.beta1;
     a.beta2 = options_.beta2;
     a.weight_decay = weight_decay;
-    kernels::on<float>(s.param.device()).lion_update(s.param.device_ptr(), grad, s.state[0].device_ptr(), s.param.numel(), a);
+    kernels::on<float>(s.param.device())
+        .lion_update(s.param.device_ptr(), grad, s.state[0].device_ptr(), s.param.numel(), a);
   }
 
  private:

@@ -234,6 +234,10 @@ class Optimizer {
     SIGLITE_CHECK(grad.shape() == s.param.shape() && grad.is_contiguous() && grad.device() == s.param.device(), name_,
                   ": the gradient of '", s.name, "' (shape ", grad.shape(), ", ", grad.device(),
                   ") must be contiguous and match its parameter (shape ", s.param.shape(), ", ", s.param.device(), ")");
+    for (const Tensor<float>& st : s.state)
+      SIGLITE_CHECK(st.device() == s.param.device(), name_, ": the state of '", s.name, "' is on ", st.device(),
+                    " and the parameter on ", s.param.device(),
+                    "; make the optimizer after moving the model with to()");
   }
 
   const char* name_;
