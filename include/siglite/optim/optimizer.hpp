@@ -86,8 +86,8 @@ class Optimizer {
     NoGradGuard no_grad;
     const double mult = schedule_ ? schedule_(step_) : 1.0;
     SIGLITE_CHECK(std::isfinite(mult) && mult >= 0, name_, ": the schedule returned ", mult, " at step ", step_);
-    // Check every gradient first, so that a bad one leaves all parameters untouched.
-    for (const Slot& s : slots_) check_grad(s);
+    // Check every gradient and state first, so that a bad one leaves all parameters untouched.
+    for (const Slot& s : slots_) check_slot(s);
     for (Slot& s : slots_) {
       const auto& g = s.param.impl().grad;
       if (!g) continue;
@@ -227,17 +227,17 @@ class Optimizer {
   virtual void update(Slot& slot, const float* grad, double lr, double weight_decay) = 0;
 
  private:
-  void check_grad(const Slot& s) const {
+  void check_slot(const Slot& s) const {
+    for (const Tensor<float>& st : s.state)
+      SIGLITE_CHECK(st.device() == s.param.device(), name_, ": the state of '", s.name, "' is on ", st.device(),
+                    " and the parameter on ", s.param.device(),
+                    "; make the optimizer after moving the model with to()");
     const auto& g = s.param.impl().grad;
     if (!g) return;
     const Tensor<float> grad(g);
     SIGLITE_CHECK(grad.shape() == s.param.shape() && grad.is_contiguous() && grad.device() == s.param.device(), name_,
                   ": the gradient of '", s.name, "' (shape ", grad.shape(), ", ", grad.device(),
                   ") must be contiguous and match its parameter (shape ", s.param.shape(), ", ", s.param.device(), ")");
-    for (const Tensor<float>& st : s.state)
-      SIGLITE_CHECK(st.device() == s.param.device(), name_, ": the state of '", s.name, "' is on ", st.device(),
-                    " and the parameter on ", s.param.device(),
-                    "; make the optimizer after moving the model with to()");
   }
 
   const char* name_;
