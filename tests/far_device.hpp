@@ -67,8 +67,9 @@ class Allocator : public siglite::Allocator {
   std::atomic<int64_t> syncs_{0};
 };
 
-template <typename T>
-class MemoryKernels : public kernels::MemoryKernels<T> {
+/// copy and fill on the CPU's kernels, over Base: kernels::MemoryKernels<T> or kernels::Kernels<T>.
+template <typename T, typename Base = kernels::MemoryKernels<T>>
+class MemoryKernels : public Base {
  public:
   void copy(const kernels::View<const T>& src, const kernels::View<T>& dst) const override {
     cpu().copy(near(src), near(dst));
@@ -80,7 +81,7 @@ class MemoryKernels : public kernels::MemoryKernels<T> {
 };
 
 template <typename T>
-class Kernels : public kernels::Kernels<T> {
+class Kernels : public MemoryKernels<T, kernels::Kernels<T>> {
  public:
   using Unary = kernels::Unary;
   template <typename U>
@@ -88,8 +89,6 @@ class Kernels : public kernels::Kernels<T> {
   template <typename U>
   using Span = kernels::Span<U>;
 
-  void copy(const View<const T>& src, const View<T>& dst) const override { cpu().copy(near(src), near(dst)); }
-  void fill(T* dst, int64_t n, T value) const override { cpu().fill(near(dst), n, value); }
   void binary(kernels::Binary op, const View<const T>& a, const View<const T>& b, T* out) const override {
     cpu().binary(op, near(a), near(b), near(out));
   }

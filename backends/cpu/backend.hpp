@@ -18,22 +18,21 @@
 
 namespace siglite::cpu {
 
-template <typename T>
-class MemoryKernels : public kernels::MemoryKernels<T> {
+/// copy and fill on the host, over Base: kernels::MemoryKernels<T> or kernels::Kernels<T>.
+template <typename T, typename Base = kernels::MemoryKernels<T>>
+class MemoryKernels : public Base {
  public:
   void copy(const View<const T>& src, const View<T>& dst) const override { cpu::copy(src, dst); }
   void fill(T* dst, int64_t n, T value) const override { cpu::fill(dst, n, value); }
 };
 
 template <typename T>
-class Kernels : public kernels::Kernels<T> {
+class Kernels : public MemoryKernels<T, kernels::Kernels<T>> {
  public:
   using Unary = kernels::Unary;
   template <typename U>
   using Span = kernels::Span<U>;
 
-  void copy(const View<const T>& src, const View<T>& dst) const override { cpu::copy(src, dst); }
-  void fill(T* dst, int64_t n, T value) const override { cpu::fill(dst, n, value); }
   void binary(Binary op, const View<const T>& a, const View<const T>& b, T* out) const override {
     cpu::binary(op, a, b, out);
   }
