@@ -135,6 +135,9 @@ class Kernels : public MemoryKernels<T> {
   virtual void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param) const = 0;
   /// Reduces the trailing `x.shape.size() - kept` axes of x into out (contiguous, the kept axes).
   virtual void reduce(Reduce op, const View<const T>& x, size_t kept, T* out) const = 0;
+  /// indices[r, :] = the columns of the k largest elements of row r of x [rows, cols], largest first: a stable
+  /// descending sort's first k (equal elements in column order, NaN above every number).
+  virtual void topk(const View<const T>& x, int64_t k, int64_t* indices) const = 0;
   virtual void gemm(const GemmArgs<T>& g, const T* a, const T* b, T* c) const = 0;
 
   /// Linear layer: y [rows, out] = x [rows, in] @ w^T (w [out, in]) + bias (may be null), then, when `act` is

@@ -101,6 +101,9 @@ class Kernels : public MemoryKernels<T, kernels::Kernels<T>> {
   void reduce(kernels::Reduce op, const View<const T>& x, size_t kept, T* out) const override {
     cpu().reduce(op, near(x), kept, near(out));
   }
+  void topk(const View<const T>& x, int64_t k, int64_t* indices) const override {
+    cpu().topk(near(x), k, near(indices));
+  }
   void gemm(const kernels::GemmArgs<T>& g, const T* a, const T* b, T* c) const override {
     cpu().gemm(g, near(a), near(b), near(c));
   }

@@ -3,12 +3,14 @@
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 #include <siglite/siglite.hpp>
 
 using namespace siglite;
 using TF = Tensor<float>;
 using TD = Tensor<double>;
+using Catch::Contains;
 
 namespace {
 
@@ -28,9 +30,10 @@ double max_rel_diff(const TF& a, const TD& b) {
 }
 
 /// Reference matmul in double with three loops.
-TD naive_matmul(const TD& a, const TD& b) {
+TD naive_matmul(const TD& a_any, const TD& b_any) {
+  const TD a = a_any.cpu(), b = b_any.cpu();
   const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
-  TD c = TD::zeros({m, n});
+  TD c = TD::zeros({m, n}, Device::cpu());
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double s = 0;
@@ -94,6 +97,22 @@ TEST_CASE("backend: elementwise and reduction paths agree with double precision"
   CHECK(max_rel_diff(log_softmax(x * 50.0f, -1), log_softmax(dx * 50.0, -1)) < 1e-5);
   const TF w = TF::randn({40}, gen), bias = TF::randn({40}, gen);
   CHECK(max_rel_diff(layer_norm(x, w, bias, 1e-6), layer_norm(dx, to_double(w), to_double(bias), 1e-6)) < 1e-5);
+}
+
+TEST_CASE("backend: topk_indices is a stable descending sort's first k, NaN first, over any layout", "[backend]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const TD x = TD::from_vector({3, 1, 3, nan, 2, 0, 0, 0, 0, 0}, {2, 5});
+  CHECK(topk_indices(x, 3).shape() == Shape{2, 3});
+  CHECK(topk_indices(x, 3).to_vector() == std::vector<int64_t>{3, 0, 2, 0, 1, 2});
+  CHECK(topk_indices(x, 5).to_vector() == std::vector<int64_t>{3, 0, 2, 4, 1, 0, 1, 2, 3, 4});
+  CHECK(topk_indices(x, 0).shape() == Shape{2, 0});
+  const TD strided = TD::from_vector({1, 5, 2, 4, 3, 0}, {3, 2}).t();  // rows (1, 2, 3) and (5, 4, 0)
+  CHECK(topk_indices(strided, 2).to_vector() == std::vector<int64_t>{2, 1, 0, 1});
+  CHECK(topk_indices(TF::from_vector({-1, 5, 4}), 2).to_vector() == std::vector<int64_t>{1, 2});
+  CHECK(topk_indices(x.reshape({2, 1, 5}), 2).shape() == Shape{2, 1, 2});
+  CHECK_THROWS_WITH(topk_indices(x, 6), Contains("topk_indices") && Contains("k = 6") && Contains("[0, 5]"));
+  CHECK_THROWS_WITH(topk_indices(x, -1), Contains("k = -1"));
+  CHECK_THROWS_WITH(topk_indices(TD::scalar(1.0), 1), Contains("topk_indices: a scalar"));
 }
 
 TEST_CASE("backend: linear and linear_gelu over many row blocks agree with matmul, bias and gelu in double",

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -25,6 +27,20 @@ using namespace siglite;
 using siglite::testing::far_device;
 using siglite::testing::far_syncs;
 using Catch::Contains;
+
+/// SIGLITE_TEST_DEVICE=far makes the far device the default device of the run (ctest runs the suite so as well as
+/// on the CPU): every tensor and layer a test makes without naming a device then lives where the host cannot read
+/// it. Called by main.cpp's listener before the first test.
+void set_test_device_from_environment() {
+  const char* name = std::getenv("SIGLITE_TEST_DEVICE");
+  const std::string device = name ? name : "";
+  if (device.empty() || device == "cpu") return;
+  if (device != "far") {
+    std::fprintf(stderr, "SIGLITE_TEST_DEVICE=%s: the suite runs on cpu or far\n", device.c_str());
+    std::exit(2);
+  }
+  set_default_device(far_device());
+}
 
 namespace {
 
@@ -95,6 +111,11 @@ std::vector<OpCase<T>> op_table() {
       {"embedding", shapes({{6, 3}}),
        [ids](const V& x) { return embedding(x[0], ids({1, 5, 1, 0}).reshape({2, 2}).to(x[0].device())); }},
       {"patchify", shapes({{2, 3, 4, 4}}), [](const V& x) { return patchify(x[0], 2); }},
+      {"topk_indices (strided rows), as index_select's index", shapes({{7, 2}}),
+       [](const V& x) {
+         const Tensor<T> rows = x[0].t();  // [2, 7]
+         return index_select(rows, 1, topk_indices(rows, 3).slice(0, 1, 2).reshape({-1}));
+       }},
       {"views", shapes({{2, 3, 4}}),
        [](const V& x) {
          return x[0].permute({2, 0, 1}).slice(0, 1, 4, 2).transpose(1, 2).contiguous().reshape({-1}) +
@@ -104,19 +125,19 @@ std::vector<OpCase<T>> op_table() {
        [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }},
       {"multi_head_attention, masked", shapes({{2, 3, 8}, {2, 5, 8}, {2, 5, 8}}),
        [](const V& x) {
-         Tensor<T> mask = Tensor<T>::zeros({1, 1, 1, 5});
+         Tensor<T> mask = Tensor<T>::zeros({1, 1, 1, 5}, Device::cpu());
          mask.data()[4] = -std::numeric_limits<T>::infinity();
          return multi_head_attention(x[0], x[1], x[2], 2, mask.to(x[0].device()));
        }},
       {"softmax, a fully masked row", shapes({{3, 4}}),
        [](const V& x) {
-         Tensor<T> mask = Tensor<T>::zeros({3, 1});
+         Tensor<T> mask = Tensor<T>::zeros({3, 1}, Device::cpu());
          mask.data()[1] = -std::numeric_limits<T>::infinity();
          return softmax(x[0] + mask.to(x[0].device()));
        }},
       {"multi_head_attention, a fully masked query", shapes({{2, 3, 8}, {2, 5, 8}, {2, 5, 8}}),
        [](const V& x) {
-         Tensor<T> mask = Tensor<T>::zeros({1, 1, 3, 1});
+         Tensor<T> mask = Tensor<T>::zeros({1, 1, 3, 1}, Device::cpu());
          mask.data()[0] = -std::numeric_limits<T>::infinity();
          return multi_head_attention(x[0], x[1], x[2], 2, mask.to(x[0].device()));
        }},
@@ -187,7 +208,7 @@ bool read_survives(const float* p) {
 }  // namespace
 
 TEST_CASE("far: a host read of the far device's memory kills the process", "[far]") {
-  const Tensor<float> t = Tensor<float>::ones({4}, far_device()), host = Tensor<float>::ones({4});
+  const Tensor<float> t = Tensor<float>::ones({4}, far_device()), host = Tensor<float>::ones({4}, Device::cpu());
   CHECK(read_survives(host.data()));
   CHECK_FALSE(read_survives(t.device_ptr()));
   // The same tensor read through the device's copy gives its values.
@@ -207,12 +228,12 @@ TEST_CASE("far: host accessors refuse far tensors, while item, to_vector and to(
   const Tensor<float> back = t.to(Device::cpu());
   CHECK(back.device() == Device::cpu());
   CHECK(back.data()[3] == 4.0f);
-  CHECK_THROWS_WITH(Tensor<float>::ones({2}) + t, Contains("add") && Contains("cpu") && Contains("far:0"));
-  CHECK_THROWS_WITH(matmul(Tensor<float>::ones({2, 2}), t), Contains("matmul: operands on cpu and far:0"));
+  CHECK_THROWS_WITH(Tensor<float>::ones({2}, Device::cpu()) + t, Contains("add") && Contains("cpu") && Contains("far:0"));
+  CHECK_THROWS_WITH(matmul(Tensor<float>::ones({2, 2}, Device::cpu()), t), Contains("matmul: operands on cpu and far:0"));
 }
 
 TEST_CASE("far: the gradient of to() flows back to the source device", "[far]") {
-  const Tensor<double> x = Tensor<double>::from_vector({1, 2, 3}).set_requires_grad();
+  const Tensor<double> x = Tensor<double>::from_vector({1, 2, 3}, Device::cpu()).set_requires_grad();
   const Tensor<double> y = x.to(far_device());
   sum(y * y).backward();
   REQUIRE(x.grad().defined());
@@ -250,6 +271,8 @@ TEST_CASE("far: a model moved with Module::to gives the CPU's outputs, gradients
   models::SiglipConfig c = models::SiglipConfig::preset("fmnist-tiny");
   c.vision.posemb = models::PositionEmbedding::SinCos2d;  // a buffer the model makes, moved with it
   auto on_cpu = std::make_unique<models::SigLIP<float>>(c, 3), on_far = std::make_unique<models::SigLIP<float>>(c, 3);
+  on_cpu->to(Device::cpu());  // made on the default device, which may be the far one
+  on_far->to(Device::cpu());
   const Tensor<float> handle = on_far->text_model->head->weight;  // taken before the move
   on_far->to(far_device());
   CHECK(handle.device() == far_device());
@@ -293,6 +316,7 @@ TEST_CASE("far: a model moved with Module::to gives the CPU's outputs, gradients
   CHECK(far_step_syncs == 2);  // the loss and the gradient norm
   // An optimizer made before the move holds state on the old device: its step refuses to run.
   models::SigLIP<float> late(c, 3);
+  late.to(Device::cpu());
   optim::AdamW opt(late.named_parameters());
   late.to(far_device());
   CHECK_THROWS_WITH(opt.step(), Contains("make the optimizer after moving the model"));
@@ -363,6 +387,7 @@ TEST_CASE("far: zero-shot, retrieval and embeddings on the far device are the CP
   const testing::Quadrants ds;
   const data::WordTokenizer tok = testing::tokenizer(ds);
   models::SigLIP<float> on_cpu(testing::tiny_config(), 4), on_far(testing::tiny_config(), 4);
+  on_cpu.to(Device::cpu());
   on_far.to(far_device());
   const eval::ZeroShotResult zc = eval::zero_shot(on_cpu, tok, ds, {"a {} tile"});
   const eval::ZeroShotResult zf = eval::zero_shot(on_far, tok, ds, {"a {} tile"});

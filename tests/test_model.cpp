@@ -235,7 +235,7 @@ TEST_CASE("model: every HF SiglipModel name and shape, and nothing else", "[mode
 TEST_CASE("model: an HF directory loads, and a saved one reproduces the outputs bit for bit", "[model]") {
   const auto model = io::load_pretrained(kTiny);
   const io::TensorMap golden = io::load_safetensors(kTiny / "golden.safetensors");
-  const Tensor<float> images = golden.at("input.pixel_values");
+  const Tensor<float> images = golden.at("input.pixel_values").to(default_device());
   const Tensor<int64_t> ids = ids_of(golden.at("input.input_ids"));
   const auto before = model->forward(images, ids);
   const TempDir dir;
@@ -252,7 +252,7 @@ TEST_CASE("model: an HF directory loads, and a saved one reproduces the outputs 
 TEST_CASE("InferenceMode: the outputs of NoGradGuard bit for bit, each weight packed once a scope", "[model]") {
   const auto model = load_tiny<float>();
   const io::TensorMap golden = io::load_safetensors(kTiny / "golden.safetensors");
-  const Tensor<float> images = golden.at("input.pixel_values");
+  const Tensor<float> images = golden.at("input.pixel_values").to(default_device());
   const Tensor<int64_t> ids = ids_of(golden.at("input.input_ids"));
   const auto same = [](const SiglipOutput<float>& a, const SiglipOutput<float>& b) {
     CHECK(a.image_embeds.to_vector() == b.image_embeds.to_vector());
@@ -301,7 +301,7 @@ TEST_CASE("InferenceMode: a new scope sees weights changed since the last one, a
           "[model][errors]") {
   const auto model = load_tiny<float>();
   const io::TensorMap golden = io::load_safetensors(kTiny / "golden.safetensors");
-  const Tensor<float> images = golden.at("input.pixel_values");
+  const Tensor<float> images = golden.at("input.pixel_values").to(default_device());
   const Tensor<int64_t> ids = ids_of(golden.at("input.input_ids"));
   std::vector<float> before;
   {
@@ -311,7 +311,7 @@ TEST_CASE("InferenceMode: a new scope sees weights changed since the last one, a
   // Scale every projection's parameters and every fc1 weight in place, as an optimizer step would change them.
   for (const auto& [name, p] : model->named_parameters())
     if (name.find("proj") != std::string::npos || name.find("fc1.weight") != std::string::npos)
-      for (float* v = p.data(); v != p.data() + p.numel(); ++v) *v *= 1.5f;
+      kernels::on<float>(p.device()).unary(kernels::Unary::MulScalar, p.device_ptr(), p.device_ptr(), p.numel(), 1.5f);
   std::vector<float> changed;
   {
     NoGradGuard no_grad;
@@ -440,7 +440,9 @@ TEST_CASE("modules: Dropout follows train() and eval() of the tree it is in", "[
 }
 
 TEST_CASE("model: the fixed 2-D sin-cos position embedding", "[model]") {
-  const Tensor<double> pe = nn::init::sincos_2d<double>(2, 3, 8);  // 2 rows, 3 columns of patches
+  const Tensor<double> made = nn::init::sincos_2d<double>(2, 3, 8);  // 2 rows, 3 columns of patches
+  CHECK(made.device() == default_device());
+  const Tensor<double> pe = made.cpu();
   REQUIRE(pe.shape() == Shape{6, 8});
   // Patch (y=1, x=2) is row 5; with dim 8 the frequencies are 1 and 1e-4.
   const double expect[8] = {std::sin(2.0), std::sin(2e-4), std::cos(2.0), std::cos(2e-4),

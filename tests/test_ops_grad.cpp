@@ -16,10 +16,10 @@ TD leaf(const Shape& s, Generator& gen, double lo = -2, double hi = 2) {
 
 /// Values in [lo, hi] with |x| >= gap: keeps kinks (abs, relu) away from the finite-difference steps.
 TD leaf_away_from_zero(const Shape& s, Generator& gen, double gap = 0.1) {
-  TD t = TD::uniform(s, gen, gap, 2.0);
+  TD t = TD::uniform(s, gen, gap, 2.0, Device::cpu());
   for (int64_t i = 0; i < t.numel(); ++i)
     if (gen.uniform() < 0.5) t.data()[i] = -t.data()[i];
-  return t.set_requires_grad();
+  return t.to(default_device()).set_requires_grad();
 }
 
 void expect_grads(const std::function<TD(const Inputs&)>& f, const Inputs& in) {

@@ -208,6 +208,19 @@ TEST_CASE("eval: shapes scores split held-out pairs from seen ones, by colour an
   CHECK_THROWS_WITH(eval::shapes_scores(data::Shapes(0), z), Contains("train split"));
 }
 
+TEST_CASE("eval: retrieval places each item among the others, a tie with its own counting as found", "[eval]") {
+  // Text 2 repeats text 0, so image 0 and image 2 each tie their own caption with the other's: both found.
+  const Tensor<float> images = Tensor<float>::from_vector({1, 0, 0, 1, 1, 0, 0.6f, 0.8f}, {4, 2});
+  const Tensor<float> texts = Tensor<float>::from_vector({1, 0, 0, 1, 1, 0, -1, 0}, {4, 2});
+  const eval::RetrievalResult r = eval::retrieval(images, texts);
+  CHECK(r.i2t_r1 == 0.75);  // image 3 scores texts 1, 0 and 2 above its own
+  CHECK(r.i2t_r5 == 1.0);
+  CHECK(r.t2i_r1 == 0.75);  // image 1 scores text 3 above image 3 does
+  CHECK(r.t2i_r5 == 1.0);
+  CHECK(r.t2i_r10 == 1.0);
+  CHECK_THROWS_WITH(eval::retrieval(images, texts.slice(0, 0, 3)), Contains("retrieval") && Contains("[3,2]"));
+}
+
 TEST_CASE("eval: shapes_zero_shot and retrieval on a model agree with their parts", "[eval]") {
   const data::Shapes train_split(0, data::Split::train, 16);
   std::vector<std::string> captions;
@@ -232,7 +245,7 @@ TEST_CASE("eval: shapes_zero_shot and retrieval on a model agree with their part
 
   // Batched text embeddings equal one batch, and retrieval on the dataset equals retrieval on its embeddings.
   const std::vector<std::string> some(captions.begin(), captions.begin() + 5);
-  const Tensor<float> one = model.text_embeddings(tok.batch(some, c.text.max_position_embeddings));
+  const Tensor<float> one = model.text_embeddings(tok.batch(some, c.text.max_position_embeddings).to(model.device()));
   const std::vector<float> a = eval::text_embeddings(model, tok, some, 2).to_vector(), b = one.to_vector();
   REQUIRE(a.size() == b.size());
   for (size_t k = 0; k < a.size(); ++k) CHECK(a[k] == Approx(b[k]).margin(1e-6));

@@ -19,7 +19,7 @@ class Quadrants : public data::Dataset {
     Generator gen(static_cast<uint64_t>(i) + 1);
     data::Example ex;
     ex.label = i % 4;
-    ex.image = Tensor<float>::uniform({3, 8, 8}, gen, -0.2f, 0.2f);
+    ex.image = Tensor<float>::uniform({3, 8, 8}, gen, -0.2f, 0.2f, Device::cpu());  // examples live on the host
     for (int64_t c = 0; c < 3; ++c)
       for (int64_t y = 0; y < 4; ++y)
         for (int64_t x = 0; x < 4; ++x) ex.image.at({c, y + 4 * (ex.label / 2), x + 4 * (ex.label % 2)}) += 0.8f;

@@ -41,6 +41,7 @@ class Kernels : public MemoryKernels<T, kernels::Kernels<T>> {
     cpu::unary_backward(op, x, y, gy, gx, n, param);
   }
   void reduce(Reduce op, const View<const T>& x, size_t kept, T* out) const override { cpu::reduce(op, x, kept, out); }
+  void topk(const View<const T>& x, int64_t k, int64_t* indices) const override { cpu::topk(x, k, indices); }
   void gemm(const GemmArgs<T>& g, const T* a, const T* b, T* c) const override { cpu::gemm(g, a, b, c); }
   void linear_forward(const T* x, const T* w, const T* bias, T* y, std::optional<Unary> act, T* a, int64_t rows,
                       int64_t in, int64_t out, const std::shared_ptr<const void>& owner) const override {

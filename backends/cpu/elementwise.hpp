@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 
@@ -304,6 +305,24 @@ void reduce(Reduce op, const View<const T>& x, size_t kept, T* out) {
   }
   return detail::reduce_impl<T, T>(x, kept, out, -std::numeric_limits<T>::infinity(),
                                    [](T a, T b) { return a < b || std::isnan(b) ? b : a; });
+}
+
+template <typename T>
+void topk(const View<const T>& x, int64_t k, int64_t* indices) {
+  const int64_t cols = x.shape[1];
+  const auto above = [](T u, T v) { return (std::isnan(u) && !std::isnan(v)) || u > v; };
+  parallel_for(x.shape[0], cols, [&](int64_t b, int64_t e) {
+    std::vector<int64_t> order(static_cast<size_t>(cols));
+    for (int64_t r = b; r < e; ++r) {
+      const T* row = x.data + r * x.strides[0];
+      std::iota(order.begin(), order.end(), int64_t(0));
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t i, int64_t j) {
+        const T u = row[i * x.strides[1]], v = row[j * x.strides[1]];
+        return above(u, v) || (!above(v, u) && i < j);
+      });
+      std::copy_n(order.begin(), k, indices + r * k);
+    }
+  });
 }
 
 }  // namespace siglite::cpu

@@ -27,7 +27,7 @@ struct GradcheckOptions {
 
 /// Checks d f / d inputs at `inputs` (double precision leaves; those with requires_grad are
 /// checked). The output is reduced to sum(f(x) * w) with fixed random w, so every output element
-/// takes part.
+/// takes part. Runs on the inputs' device: each perturbation is one element copied there.
 inline GradcheckResult gradcheck(const std::function<Tensor<double>(const std::vector<Tensor<double>>&)>& f,
                                  std::vector<Tensor<double>> inputs, const GradcheckOptions& opt = {}) {
   for (auto& x : inputs) {
@@ -37,7 +37,7 @@ inline GradcheckResult gradcheck(const std::function<Tensor<double>(const std::v
   }
   Generator gen(opt.seed);
   const Tensor<double> y0 = f(inputs);
-  const Tensor<double> w = Tensor<double>::randn(y0.shape(), gen);
+  const Tensor<double> w = Tensor<double>::randn(y0.shape(), gen, 0.0, 1.0, y0.device());
   const auto objective = [&](const Tensor<double>& y) {
     double s = 0;
     const std::vector<double> yv = y.to_vector(), wv = w.to_vector();
@@ -50,16 +50,21 @@ inline GradcheckResult gradcheck(const std::function<Tensor<double>(const std::v
   for (size_t k = 0; k < inputs.size(); ++k) {
     Tensor<double>& x = inputs[k];
     if (!x.requires_grad()) continue;
-    const Tensor<double> analytic = x.grad().defined() ? x.grad() : Tensor<double>::zeros(x.shape());
+    const std::vector<double> analytic =
+        x.grad().defined() ? x.grad().to_vector() : std::vector<double>(static_cast<size_t>(x.numel()), 0.0);
+    const std::vector<double> values = x.to_vector();
+    const auto set = [&x](int64_t i, double v) {
+      backends::copy_bytes(x.device(), x.device_ptr() + i, Device::cpu(), &v, sizeof v);
+    };
     for (int64_t i = 0; i < x.numel(); ++i) {
-      const double orig = x.data()[i];
-      x.data()[i] = orig + opt.eps;
+      const double orig = values[static_cast<size_t>(i)];
+      set(i, orig + opt.eps);
       const double plus = objective(f(inputs));
-      x.data()[i] = orig - opt.eps;
+      set(i, orig - opt.eps);
       const double minus = objective(f(inputs));
-      x.data()[i] = orig;
+      set(i, orig);
       const double numeric = (plus - minus) / (2 * opt.eps);
-      const double got = analytic.data()[i];
+      const double got = analytic[static_cast<size_t>(i)];
       const double err = std::abs(got - numeric);
       result.max_abs_error = std::max(result.max_abs_error, err);
       if (result.ok && !(err <= opt.atol + opt.rtol * std::abs(numeric))) {

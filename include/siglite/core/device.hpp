@@ -1,6 +1,7 @@
 // Device: where a tensor's storage lives, a run-time value so one program can run on any backend.
 #pragma once
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <ostream>
 #include <string>
@@ -41,6 +42,19 @@ class Device {
   DeviceType type_ = DeviceType::CPU;
   int index_ = 0;
 };
+
+namespace detail {
+inline std::atomic<Device>& default_device_slot() {
+  static std::atomic<Device> device{Device::cpu()};
+  return device;
+}
+}  // namespace detail
+
+/// Where factories (Tensor::empty, zeros, from_vector, randn, ...) and so layers' parameters put a tensor when
+/// no device is named: the CPU until set_default_device names another. One setting for the process.
+inline Device default_device() { return detail::default_device_slot().load(std::memory_order_relaxed); }
+/// Makes `device` the default device (see default_device()); returns the one it replaces.
+inline Device set_default_device(Device device) { return detail::default_device_slot().exchange(device); }
 
 namespace detail {
 /// The one check of an op's operands' devices: "matmul: operands on cpu and cuda:0; move one with .to()".

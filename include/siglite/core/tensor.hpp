@@ -45,7 +45,7 @@ class Tensor {
 
   // ---- creation ----
   /// Uninitialised contiguous tensor.
-  static Tensor empty(const Shape& shape, Device device = Device::cpu()) {
+  static Tensor empty(const Shape& shape, Device device = default_device()) {
     for (int64_t d : shape) SIGLITE_CHECK(d >= 0, "empty: negative extent in shape ", shape);
     auto impl = std::make_shared<TensorImpl<T>>();
     impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape.numel()) * sizeof(T), device);
@@ -53,45 +53,45 @@ class Tensor {
     impl->strides = contiguous_strides(shape);
     return Tensor(std::move(impl));
   }
-  static Tensor full(const Shape& shape, T value, Device device = Device::cpu()) {
+  static Tensor full(const Shape& shape, T value, Device device = default_device()) {
     Tensor t = empty(shape, device);
     kernels::on<T>(device).fill(t.device_ptr(), t.numel(), value);
     return t;
   }
-  static Tensor zeros(const Shape& shape, Device device = Device::cpu()) { return full(shape, T(0), device); }
-  static Tensor ones(const Shape& shape, Device device = Device::cpu()) { return full(shape, T(1), device); }
-  static Tensor scalar(T value, Device device = Device::cpu()) { return full(Shape{}, value, device); }
+  static Tensor zeros(const Shape& shape, Device device = default_device()) { return full(shape, T(0), device); }
+  static Tensor ones(const Shape& shape, Device device = default_device()) { return full(shape, T(1), device); }
+  static Tensor scalar(T value, Device device = default_device()) { return full(Shape{}, value, device); }
   /// [start, start+step, ...) up to end (exclusive), made on the host and copied to `device`.
-  static Tensor arange(T start, T end, T step = T(1), Device device = Device::cpu()) {
+  static Tensor arange(T start, T end, T step = T(1), Device device = default_device()) {
     SIGLITE_CHECK(step != T(0), "arange: step is zero");
     const double count = std::ceil((static_cast<double>(end) - static_cast<double>(start)) / static_cast<double>(step));
     const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
-    Tensor t = empty(Shape{n});
+    Tensor t = empty(Shape{n}, Device::cpu());
     for (int64_t i = 0; i < n; ++i) t.data()[i] = static_cast<T>(start + static_cast<T>(i) * step);
     return t.to(device);
   }
-  static Tensor arange(T end, Device device = Device::cpu()) { return arange(T(0), end, T(1), device); }
+  static Tensor arange(T end, Device device = default_device()) { return arange(T(0), end, T(1), device); }
   /// The values, row-major, as a tensor of `shape` on `device` (one copy from the host).
-  static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu()) {
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = default_device()) {
     SIGLITE_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: ", values.size(),
                   " values do not fill shape ", shape);
     Tensor t = empty(shape, device);
     backends::copy_bytes(device, t.device_ptr(), Device::cpu(), values.data(), values.size() * sizeof(T));
     return t;
   }
-  static Tensor from_vector(const std::vector<T>& values, Device device = Device::cpu()) {
+  static Tensor from_vector(const std::vector<T>& values, Device device = default_device()) {
     return from_vector(values, Shape{static_cast<int64_t>(values.size())}, device);
   }
   /// Normal(mean, std) samples drawn from `gen` on the host, copied to `device`.
   static Tensor randn(const Shape& shape, Generator& gen, T mean = T(0), T std = T(1),
-                      Device device = Device::cpu()) {
-    Tensor t = empty(shape);
+                      Device device = default_device()) {
+    Tensor t = empty(shape, Device::cpu());
     for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(mean + std * gen.normal());
     return t.to(device);
   }
   /// Uniform samples in [lo, hi) drawn from `gen` on the host, copied to `device`.
-  static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0), T hi = T(1), Device device = Device::cpu()) {
-    Tensor t = empty(shape);
+  static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0), T hi = T(1), Device device = default_device()) {
+    Tensor t = empty(shape, Device::cpu());
     for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(lo + (hi - lo) * gen.uniform());
     return t.to(device);
   }
@@ -158,6 +158,8 @@ class Tensor {
   /// A contiguous copy on `device`, or the tensor itself when it is there already. Differentiable: the gradient
   /// flows back to this tensor's device.
   Tensor to(Device device) const { return siglite::to(*this, device); }
+  /// to(Device::cpu()): the tensor itself when it is on the host already, else a copy there.
+  Tensor cpu() const { return to(Device::cpu()); }
 
   // ---- views (differentiable; share storage) ----
   Tensor reshape(const Shape& s) const { return siglite::reshape(*this, s); }

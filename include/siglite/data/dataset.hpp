@@ -52,7 +52,7 @@ inline Batch make_batch(const Dataset& ds, const std::vector<int64_t>& indices) 
   const int64_t c = ds.channels(), s = ds.image_size();
   const int64_t per_image = c * s * s;
   Batch batch;
-  batch.images = Tensor<float>::empty(Shape{n, c, s, s});
+  batch.images = Tensor<float>::empty(Shape{n, c, s, s}, Device::cpu());
   batch.captions.reserve(indices.size());
   std::vector<int64_t> labels;
   labels.reserve(indices.size());
@@ -68,7 +68,7 @@ inline Batch make_batch(const Dataset& ds, const std::vector<int64_t>& indices) 
     batch.captions.push_back(std::move(ex.caption));
     labels.push_back(ex.label);
   }
-  batch.labels = Tensor<int64_t>::from_vector(labels);
+  batch.labels = Tensor<int64_t>::from_vector(labels, Device::cpu());
   return batch;
 }
 

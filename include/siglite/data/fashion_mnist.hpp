@@ -134,7 +134,7 @@ class FashionMnist : public Dataset {
   Example get(int64_t i) const override {
     detail::check_index("FashionMnist::get", i, count_);
     Example ex;
-    ex.image = Tensor<float>::empty(Shape{1, side_, side_});
+    ex.image = Tensor<float>::empty(Shape{1, side_, side_}, Device::cpu());
     const uint8_t* src = pixels(i);
     float* dst = ex.image.data();
     for (int64_t k = 0; k < side_ * side_; ++k) dst[k] = static_cast<float>(src[k]) / 127.5f - 1.0f;

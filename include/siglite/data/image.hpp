@@ -164,7 +164,7 @@ inline Tensor<float> preprocess_image(const Image& img, int64_t size) {
         rows[static_cast<size_t>((y * size + x) * c + ch)] = acc;
       }
   // Vertical pass into [c, size, size], clamped to the 8-bit range the image came from, then normalised.
-  Tensor<float> out = Tensor<float>::empty(Shape{c, size, size});
+  Tensor<float> out = Tensor<float>::empty(Shape{c, size, size}, Device::cpu());
   float* dst = out.data();
   for (int64_t y = 0; y < size; ++y)
     for (int64_t x = 0; x < size; ++x)

@@ -177,7 +177,7 @@ class Shapes : public Dataset {
       }
     for (const ShapeSpec& sh : sc.shapes) draw(rgb, n, sh);
     Example ex;
-    ex.image = Tensor<float>::empty(Shape{3, n, n});
+    ex.image = Tensor<float>::empty(Shape{3, n, n}, Device::cpu());
     float* dst = ex.image.data();
     for (size_t k = 0; k < rgb.size(); ++k) dst[k] = std::min(1.0f, std::max(0.0f, rgb[k])) * 2.0f - 1.0f;
     ex.caption = sc.caption;

@@ -59,7 +59,7 @@ class Tokenizer {
   /// [N, length] ids, each row as encode_padded: the last column is EOS in every row.
   Tensor<int64_t> batch(const std::vector<std::string>& texts, int64_t length) const {
     SIGLITE_CHECK(length >= 1, "Tokenizer::batch: length ", length, " must be at least 1 (room for EOS)");
-    Tensor<int64_t> out = Tensor<int64_t>::empty(Shape{static_cast<int64_t>(texts.size()), length});
+    Tensor<int64_t> out = Tensor<int64_t>::empty(Shape{static_cast<int64_t>(texts.size()), length}, Device::cpu());
     int64_t* row = out.data();
     for (const std::string& text : texts) {
       const std::vector<int64_t> ids = encode_padded(text, length);

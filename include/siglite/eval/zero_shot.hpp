@@ -1,7 +1,7 @@
 // Zero-shot classification with a prompt ensemble, and image-text retrieval. Whatever runs the model does so
 // under InferenceMode: evaluation never records a graph, and each linear weight is packed once a call. Inputs go
-// to the model's device; the host reads the scores of each batch (classification) or the similarity matrix
-// (retrieval), not the embeddings.
+// to the model's device, and the ranking is done there: the host reads each batch's five best classes
+// (classification) or each item's place (retrieval), not scores or embeddings.
 #pragma once
 #include <algorithm>
 #include <filesystem>
@@ -110,18 +110,16 @@ inline ZeroShotResult zero_shot(const models::SigLIP<float>& model, const data::
     std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, n - i)));
     std::iota(idx.begin(), idx.end(), i);
     const data::Batch b = data::make_batch(ds, idx);
-    const Tensor<float> scores =
-        matmul(model.image_embeddings(b.images.to(model.device())), classes.t()).to(Device::cpu());  // [B, k]
+    const Tensor<float> scores = matmul(model.image_embeddings(b.images.to(model.device())), classes.t());  // [B, k]
+    const int64_t best = std::min<int64_t>(5, k);
+    const std::vector<int64_t> top = topk_indices(scores, best).to_vector();  // [B, best], a stable sort's first
     for (int64_t row = 0; row < scores.size(0); ++row) {
-      std::vector<int64_t> order(static_cast<size_t>(k));
-      std::iota(order.begin(), order.end(), 0);
-      const float* s = scores.data() + row * k;
-      std::stable_sort(order.begin(), order.end(), [s](int64_t a, int64_t c) { return s[a] > s[c]; });
+      const int64_t* order = top.data() + row * best;
       const int64_t truth = b.labels.data()[row];
       SIGLITE_CHECK(truth >= 0 && truth < k, "zero_shot: example ", i + row, " has label ", truth, " outside [0, ", k,
                     ")");
       hit1 += order[0] == truth;
-      hit5 += std::find(order.begin(), order.begin() + std::min<int64_t>(5, k), truth) != order.begin() + std::min<int64_t>(5, k);
+      hit5 += std::find(order, order + best, truth) != order + best;
       ++r.confusion[size_t(truth)][size_t(order[0])];
       r.predictions.push_back(order[0]);
     }
@@ -141,17 +139,22 @@ inline RetrievalResult retrieval(const Tensor<float>& image_embeds, const Tensor
   SIGLITE_CHECK(image_embeds.dim() == 2 && image_embeds.shape() == text_embeds.shape(), "retrieval: embeddings of shapes ",
                 image_embeds.shape(), " and ", text_embeds.shape(), " are not both [N, E]");
   NoGradGuard no_grad;
-  const Tensor<float> sim = matmul(image_embeds, text_embeds.t()).to(Device::cpu());  // [N images, N texts]
+  using kernels::Binary;
+  const Tensor<float> sim = matmul(image_embeds, text_embeds.t());  // [N images, N texts]
   const int64_t n = sim.size(0);
-  const auto rank_of = [&](int64_t i, bool by_row) {
-    const float own = sim.at({i, i});
-    int64_t better = 0;
-    for (int64_t j = 0; j < n; ++j) better += (by_row ? sim.at({i, j}) : sim.at({j, i})) > own;
-    return better;
+  // The diagonal (each pair's own score) as a view, and 1 where a score is strictly above it: (max(s, own) == s)
+  // - (s == own). Summed along a row it is the image's place among the texts, along a column the text's place.
+  const Tensor<float> own = sim.contiguous().reshape({-1}).slice(0, 0, n * n, n + 1);
+  const auto above = [&sim](const Tensor<float>& o) {
+    const Tensor<float> at_least = siglite::detail::binary_raw(Binary::Eq, maximum(sim, o), sim, "retrieval");
+    return at_least - siglite::detail::binary_raw(Binary::Eq, sim, o, "retrieval");
   };
+  const std::vector<float> places =
+      concat(std::vector<Tensor<float>>{sum(above(own.reshape({n, 1})), {1}), sum(above(own.reshape({1, n})), {0})})
+          .to_vector();  // [2N]: image to text, then text to image
   RetrievalResult r;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t a = rank_of(i, true), b = rank_of(i, false);
+    const float a = places[size_t(i)], b = places[size_t(n + i)];
     r.i2t_r1 += a < 1, r.i2t_r5 += a < 5, r.i2t_r10 += a < 10;
     r.t2i_r1 += b < 1, r.t2i_r5 += b < 5, r.t2i_r10 += b < 10;
   }

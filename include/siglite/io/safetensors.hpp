@@ -199,7 +199,7 @@ inline void read_exact(std::istream& in, const fs::path& path, char* out, uint64
 }
 
 inline Tensor<float> read_float_tensor(std::istream& in, const fs::path& path, const Entry& e) {
-  Tensor<float> t = Tensor<float>::empty(e.shape);
+  Tensor<float> t = Tensor<float>::empty(e.shape, Device::cpu());
   const uint64_t n = static_cast<uint64_t>(t.numel()), bytes = e.end - e.begin;
   const std::string what = cat("tensor '", e.name, "'");
   if (e.dtype == "F32") {
@@ -224,7 +224,7 @@ inline Tensor<float> read_float_tensor(std::istream& in, const fs::path& path, c
 }
 
 inline Tensor<int64_t> read_int_tensor(std::istream& in, const fs::path& path, const Entry& e) {
-  Tensor<int64_t> t = Tensor<int64_t>::empty(e.shape);
+  Tensor<int64_t> t = Tensor<int64_t>::empty(e.shape, Device::cpu());
   const std::string what = cat("tensor '", e.name, "'");
   if (e.dtype == "I64") {
     read_exact(in, path, reinterpret_cast<char*>(t.data()), e.end - e.begin, what);

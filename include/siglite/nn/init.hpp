@@ -31,12 +31,13 @@ Tensor<T> normal(const Shape& shape, Generator& gen, double std) {
 
 /// Fixed 2-D sin-cos position embedding of a grid_h x grid_w patch grid, [grid_h * grid_w, dim]
 /// (big_vision's posemb_sincos_2d): a quarter of the channels each for sin(x w), cos(x w),
-/// sin(y w), cos(y w), with frequencies w_k = temperature^(-k / (dim/4 - 1)).
+/// sin(y w), cos(y w), with frequencies w_k = temperature^(-k / (dim/4 - 1)). Made on the host, copied to `device`.
 template <typename T>
-Tensor<T> sincos_2d(int64_t grid_h, int64_t grid_w, int64_t dim, double temperature = 10000.0) {
+Tensor<T> sincos_2d(int64_t grid_h, int64_t grid_w, int64_t dim, double temperature = 10000.0,
+                    Device device = default_device()) {
   SIGLITE_CHECK(dim % 4 == 0 && dim >= 8, "sincos_2d: width ", dim, " must be a multiple of 4, at least 8");
   const int64_t q = dim / 4;
-  Tensor<T> out = Tensor<T>::empty({grid_h * grid_w, dim});
+  Tensor<T> out = Tensor<T>::empty({grid_h * grid_w, dim}, Device::cpu());
   for (int64_t y = 0; y < grid_h; ++y)
     for (int64_t x = 0; x < grid_w; ++x) {
       T* row = out.data() + (y * grid_w + x) * dim;
@@ -48,7 +49,7 @@ Tensor<T> sincos_2d(int64_t grid_h, int64_t grid_w, int64_t dim, double temperat
         row[3 * q + k] = static_cast<T>(std::cos(double(y) * w));
       }
     }
-  return out;
+  return out.to(device);
 }
 
 }  // namespace siglite::nn::init

@@ -351,7 +351,7 @@ template <typename T>
 Tensor<T> dropout(const Tensor<T>& x, double p, Generator& gen, bool training) {
   SIGLITE_CHECK(p >= 0.0 && p <= 1.0, "dropout: probability ", p, " is outside [0, 1]");
   if (!training || p == 0.0) return x;
-  Tensor<T> mask = Tensor<T>::empty(x.shape());
+  Tensor<T> mask = Tensor<T>::empty(x.shape(), Device::cpu());
   const T keep = p < 1.0 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
   for (int64_t i = 0; i < mask.numel(); ++i) mask.data()[i] = gen.uniform() >= p ? keep : T(0);
   return x * mask.to(x.device());

@@ -103,6 +103,22 @@ Tensor<T> max(const Tensor<T>& x, const std::vector<int64_t>& axes = {}, bool ke
                 });
 }
 
+/// The positions of the k largest elements along the last axis, largest first: [..., k], no gradient. Equal
+/// elements keep their order (a stable descending sort's first k) and NaN ranks above every number.
+template <typename T>
+Tensor<int64_t> topk_indices(const Tensor<T>& x, int64_t k) {
+  SIGLITE_CHECK(x.dim() >= 1, "topk_indices: a scalar has no last axis");
+  const int64_t cols = x.shape().back();
+  SIGLITE_CHECK(k >= 0 && k <= cols, "topk_indices: k = ", k, " is outside [0, ", cols, "] for shape ", x.shape());
+  Shape shape = x.shape();
+  shape[shape.size() - 1] = k;
+  Tensor<int64_t> out = Tensor<int64_t>::empty(shape, x.device());
+  if (out.numel() == 0) return out;
+  const Tensor<T> rows = x.dim() == 2 ? x.detach() : x.detach().reshape({-1, cols});
+  kernels::on<T>(x.device()).topk(rows.view(), k, out.device_ptr());
+  return out;
+}
+
 /// Sums a tensor broadcast from `shape` back to `shape` (the gradient of expand and broadcasting).
 template <typename T>
 Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape) {

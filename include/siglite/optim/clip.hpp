@@ -65,7 +65,7 @@ double clip_grad_norm(const Params& params, double max_norm) {
   for (const Tensor<float>& g : grads) spans.push_back({g.device_ptr(), g.numel()});
   // On the device, so the host reads the norm once, below: a non-finite norm leaves the gradients alone, and
   // the caller, seeing it, skips the step.
-  if (!grads.empty()) kernels::on<float>(norm.device()).clip_by_norm(spans, norm.device_ptr(), max_norm);
+  kernels::on<float>(norm.device()).clip_by_norm(spans, norm.device_ptr(), max_norm);
   return norm.item();
 }
 

@@ -236,14 +236,14 @@ class Trainer {
       if (!cache_.count(b.indices[size_t(k)])) missing.push_back(k);
     if (!missing.empty()) {
       NoGradGuard no_grad;
-      const Tensor<int64_t> rows = Tensor<int64_t>::from_vector(missing);
+      const Tensor<int64_t> rows = Tensor<int64_t>::from_vector(missing, Device::cpu());
       const Tensor<float> emb = model_.image_embeddings(index_select(b.images, 0, rows).to(model_.device()))
                                     .to(Device::cpu());
       for (size_t r = 0; r < missing.size(); ++r)
         cache_[b.indices[size_t(missing[r])]] =
             std::vector<float>(emb.data() + int64_t(r) * e, emb.data() + int64_t(r + 1) * e);
     }
-    Tensor<float> out = Tensor<float>::empty({n, e});
+    Tensor<float> out = Tensor<float>::empty({n, e}, Device::cpu());
     for (int64_t k = 0; k < n; ++k) {
       const auto& v = cache_.at(b.indices[size_t(k)]);
       std::copy(v.begin(), v.end(), out.data() + k * e);
