@@ -1,8 +1,8 @@
 // The command-line parser the sample programs share: flags with one value (--steps 100), switches
 // (--skip-bad), lists (--texts "a cat" "a dog": every argument up to the next one starting with
 // "--"), and --help / -h, which prints the usage and exits. A --threads N flag sets the number of OpenMP
-// threads. Every mistake is a siglite::Error naming the program ("siglite-eval: unknown argument
-// '--lmit' (see --help)").
+// threads; device() reads --device. Every mistake is a siglite::Error naming the program ("siglite-eval:
+// unknown argument '--lmit' (see --help)").
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "siglite/backends/backend.hpp"
+#include "siglite/core/device.hpp"
 #include "siglite/core/error.hpp"
 
 #ifdef _OPENMP
@@ -36,6 +38,7 @@ class Args {
  public:
   explicit Args(std::string program) : program_(std::move(program)) {}
 
+  const std::string& program() const { return program_; }
   bool has(const std::string& k) const { return values_.count(k) > 0 || lists_.count(k) > 0; }
   std::string get(const std::string& k, const std::string& def) const {
     return values_.count(k) ? values_.at(k) : def;
@@ -111,6 +114,19 @@ inline Args parse(const Spec& spec, int argc, char** argv) {
 #endif
   }
   return a;
+}
+
+/// The device of --device (cpu when absent: "cpu", "cuda", "cuda:1"), checked to be there: a device this build
+/// or this machine lacks is an Error naming the program and what is missing.
+inline Device device(const Args& args) {
+  const std::string text = args.get("device", "cpu");
+  try {
+    const Device d = Device::parse(text);
+    backends::of(d);
+    return d;
+  } catch (const Error& e) {
+    throw Error(args.program() + ": --device " + text + ": " + e.what());
+  }
 }
 
 }  // namespace siglite::cli

@@ -17,6 +17,7 @@ constexpr const char* kUsage = R"(usage: siglite-embed --checkpoint DIR --output
   --checkpoint DIR   a siglite-train output directory (config.json, model.safetensors, word_tokenizer.json)
                      or an HF SigLIP directory (config.json, model.safetensors, spiece.model)
   --output FILE      receives image_embeds [N, E] and/or text_embeds [M, E], L2-normalised, F32
+  --device NAME      cpu (default) or cuda[:N]
   --threads N        OpenMP threads (default: all cores)
 inputs, at least one:
   --input FILE       a safetensors file with pixel_values [N, C, H, W] (F32, F16, BF16 or F64, preprocessed
@@ -29,7 +30,7 @@ inputs, at least one:
 
 const cli::Spec kCli = {"siglite-embed",
                         kUsage,
-                        {"checkpoint", "output", "input", "threads"},
+                        {"checkpoint", "output", "input", "device", "threads"},
                         {},
                         {"images", "texts"},
                         {"checkpoint", "output"}};
@@ -39,8 +40,10 @@ const cli::Spec kCli = {"siglite-embed",
 int main(int argc, char** argv) {
   try {
     const cli::Args args = cli::parse(kCli, argc, argv);
+    const Device device = cli::device(args);
     const std::filesystem::path dir = args.get("checkpoint", "");
     const auto model = io::load_pretrained(dir);
+    model->to(device);
     const models::SiglipConfig& config = model->config();
     const auto tok = io::load_tokenizer(dir, config.text.vocab_size);
 

@@ -33,6 +33,7 @@ constexpr const char* kUsage = R"(usage: siglite-eval --checkpoint DIR --data fm
                      dataset's evaluation templates, none of which captions the training images)
   --limit N          use the first N test examples (default: all for zero-shot, 1000 for retrieval,
                      which compares every image with every caption)
+  --device NAME      cpu (default) or cuda[:N]
   --threads N        OpenMP threads (default: all cores)
   --seed N           seed of the test captions and shapes (default 0)
 Prints one JSON line on stdout; the confusion matrix also goes to stderr as a table.
@@ -40,7 +41,7 @@ Prints one JSON line on stdout; the confusion matrix also goes to stderr as a ta
 
 const cli::Spec kCli = {"siglite-eval",
                         kUsage,
-                        {"checkpoint", "data", "prompts", "limit", "threads", "seed"},
+                        {"checkpoint", "data", "prompts", "limit", "device", "threads", "seed"},
                         {},
                         {},
                         {"checkpoint", "data"}};
@@ -116,8 +117,10 @@ void print_confusion(const std::vector<std::string>& names, const std::vector<st
 int main(int argc, char** argv) {
   try {
     const cli::Args args = cli::parse(kCli, argc, argv);
+    const Device device = cli::device(args);
     const std::filesystem::path dir = args.get("checkpoint", "");
     const auto model = io::load_pretrained(dir);
+    model->to(device);
     const models::VisionConfig& vision = model->config().vision;
     const auto tok = io::load_tokenizer(dir, model->config().text.vocab_size);
     const auto seed = static_cast<uint64_t>(args.integer("seed", 0));

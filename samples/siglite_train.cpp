@@ -33,6 +33,7 @@ constexpr const char* kUsage = R"(usage: siglite-train --data fmnist|shapes|MANI
   --warmup F             warmup, as a fraction of the planned steps (default 0.1)
   --bias-lr-mult X       learning-rate multiplier of t' and b (default 1)
   --loss NAME            tiled (default), naive or softmax
+  --device NAME          cpu (default) or cuda[:N]
   --threads N            OpenMP threads (default: all cores)
   --seed N               seed of initialisation and data order (default 0)
   --out DIR              checkpoint directory (config.json, model.safetensors, optimizer, tokenizer, metrics)
@@ -46,7 +47,7 @@ constexpr const char* kUsage = R"(usage: siglite-train --data fmnist|shapes|MANI
 const cli::Spec kCli = {"siglite-train",
                         kUsage,
                         {"data", "preset", "config", "batch", "steps", "minutes", "lr", "wd", "warmup",
-                         "bias-lr-mult", "loss", "threads", "seed", "out", "checkpoint-every", "resume", "lock-image",
+                         "bias-lr-mult", "loss", "device", "threads", "seed", "out", "checkpoint-every", "resume", "lock-image",
                          "eval-limit"},
                         {"skip-bad"},
                         {},
@@ -88,8 +89,9 @@ void write_plots(const std::filesystem::path& dir, const std::vector<train::Step
   std::vector<int64_t> idx;
   for (int64_t i = 0; i < n; ++i) idx.push_back(i);
   const data::Batch batch = data::make_batch(ds, idx);
-  const Tensor<float> img = model.image_embeddings(batch.images);  // [n, E], normalised
-  const Tensor<float> txt = model.text_embeddings(tok.batch(batch.captions, model.config().text.max_position_embeddings));
+  const Tensor<float> img = model.image_embeddings(batch.images.to(model.device()));  // [n, E], normalised
+  const Tensor<float> txt = model.text_embeddings(
+      tok.batch(batch.captions, model.config().text.max_position_embeddings).to(model.device()));
   const Tensor<float> logits = matmul(img, txt.t()) * exp(model.logit_scale) + model.logit_bias;  // [n, n]
   io::Heatmap h;
   h.values = logits.contiguous().to_vector();
@@ -105,6 +107,7 @@ void write_plots(const std::filesystem::path& dir, const std::vector<train::Step
 int main(int argc, char** argv) {
   try {
     const cli::Args args = cli::parse(kCli, argc, argv);
+    const Device device = cli::device(args);
     const std::string data_name = args.get("data", "");
     const auto seed = static_cast<uint64_t>(args.num("seed", 0));
     models::SiglipConfig config = args.has("config") ? models::SiglipConfig::load(args.get("config", ""))
@@ -141,6 +144,7 @@ int main(int argc, char** argv) {
         if (name.rfind("vision_model.", 0) == 0) vision.emplace(name, t);
       model.load_state_dict(vision, false);
     }
+    model.to(device);  // before the Trainer makes the optimizer
 
     train::TrainOptions opt;
     opt.batch_size = static_cast<int64_t>(args.num("batch", 256));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds siglite and runs the whole test suite twice: an optimised
-# build, and a build with AddressSanitizer and UndefinedBehaviorSanitizer.
+# build, and a build with AddressSanitizer and UndefinedBehaviorSanitizer. Each runs the suite on the CPU and
+# again on the far test device, and the programs on both (tests/programs_on_far.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .ci/install-deps
@@ -13,7 +14,7 @@ cmake --build build -j "$jobs"
 
 echo "== sanitizer build (ASan + UBSan)"
 cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSIGLITE_SANITIZE=ON \
-      -DSIGLITE_BUILD_BENCH=OFF -DSIGLITE_BUILD_SAMPLES=OFF -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g"
+      -DSIGLITE_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g"
 cmake --build build-sanitize -j "$jobs"
 (cd build-sanitize && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure)

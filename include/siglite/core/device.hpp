@@ -27,6 +27,17 @@ class Device {
   constexpr Device(DeviceType type, int index) : type_(type), index_(index) {}
   static constexpr Device cpu() { return {DeviceType::CPU, 0}; }
   static constexpr Device cuda(int index = 0) { return {DeviceType::CUDA, index}; }
+  /// "cpu", "cuda", "cuda:1", or a registered backend's name with an optional index ("far:0"). Whether the
+  /// device is there is for its backend to say (backends::of).
+  static Device parse(const std::string& text) {
+    const size_t colon = text.find(':');
+    const std::string name = text.substr(0, colon), number = colon == std::string::npos ? "0" : text.substr(colon + 1);
+    SIGLITE_CHECK(!number.empty() && number.size() <= 4 && number.find_first_not_of("0123456789") == std::string::npos,
+                  "device '", text, "': the index after ':' must be a number");
+    for (size_t t = 0; t < kDeviceTypes; ++t)
+      if (device_type_name(static_cast<DeviceType>(t)) == name) return {static_cast<DeviceType>(t), std::stoi(number)};
+    throw Error(detail::cat("device '", text, "' is not one of cpu, cuda[:N] or a registered backend's name"));
+  }
 
   constexpr DeviceType type() const { return type_; }
   constexpr int index() const { return index_; }

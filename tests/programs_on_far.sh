@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# siglite-train, siglite-eval and siglite-embed on the far test device (their copies NAME-far with --device far)
+# give the CPU's results bit for bit: 20 training steps on Fashion-MNIST (progress, summary, every file of the
+# checkpoint), the evaluation's JSON line and the embeddings file. Timings are left out of the comparison. Then
+# a device the program lacks is a one-line error. Usage: programs_on_far.sh BIN_DIR WORK_DIR; exits 77 (skipped)
+# without the dataset.
+set -euo pipefail
+bin=$1
+work=$2
+data=/usr/share/datasets/fashion-mnist
+if [ ! -d "$data" ]; then
+  echo "skipped: $data is missing (install Debian's dataset-fashion-mnist)"
+  exit 77
+fi
+rm -rf "$work"
+mkdir -p "$work"
+
+for device in cpu far; do
+  suffix=$([ "$device" = far ] && echo -far || true)
+  echo "== $device"
+  "$bin/siglite-train$suffix" --device "$device" --data fmnist --steps 20 --batch 64 --eval-limit 200 \
+    --out "$work/$device" > "$work/$device.train.json"
+  # Evaluation and embeddings of one checkpoint, the CPU's run, on each device.
+  "$bin/siglite-eval$suffix" --device "$device" --checkpoint "$work/cpu" --data fmnist --limit 200 \
+    > "$work/$device.eval.json" 2> /dev/null
+  "$bin/siglite-embed$suffix" --device "$device" --checkpoint "$work/cpu" --output "$work/$device.embed.safetensors" \
+    --images "$work/cpu/loss.png" "$work/cpu/t_b.png" --texts "a photo of a shirt" "an ankle boot" > /dev/null
+done
+
+untimed() { sed -E 's/"(pairs_per_s|elapsed_s|seconds)": ?[-+0-9.eE]+,?//g' "$1"; }
+status=0
+compare() {
+  if [[ "$1" == *.json || "$1" == *.jsonl ]]; then
+    same=$(cmp -s <(untimed "$1") <(untimed "$2") && echo yes || echo no)
+  else
+    same=$(cmp -s "$1" "$2" && echo yes || echo no)
+  fi
+  if [ "$same" = yes ]; then
+    echo "same: ${1#"$work"/}"
+  else
+    echo "DIFFERENT: $1 and $2"
+    status=1
+  fi
+}
+files=0
+for f in "$work"/cpu/*; do
+  compare "$f" "$work/far/$(basename "$f")"
+  files=$((files + 1))
+done
+[ "$files" -ge 5 ] || { echo "the checkpoint has only $files files"; status=1; }
+for f in train.json eval.json embed.safetensors; do compare "$work/cpu.$f" "$work/far.$f"; done
+
+# A device that this build lacks, and the far device in a program that does not register it: one line each.
+for device in cuda far; do
+  if out=$("$bin/siglite-eval" --device "$device" --checkpoint "$work/cpu" --data fmnist 2>&1); then
+    echo "siglite-eval --device $device ran"
+    status=1
+  elif [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ] || [[ "$out" != "siglite-eval: --device $device: "* ]]; then
+    echo "siglite-eval --device $device: not a one-line error: $out"
+    status=1
+  else
+    echo "refused: $out"
+  fi
+done
+exit $status
