@@ -29,11 +29,15 @@ enum class Binary { Add, Sub, Mul, Div, Eq, Max };
 /// Elementwise functions of one input; `param` is the exponent of Pow, the addend of AddScalar
 /// and the factor of MulScalar.
 enum class Unary {
-  Neg, Exp, Log, Sqrt, Rsqrt, Abs, Tanh, Sigmoid, LogSigmoid, Softplus, Relu, GeluTanh, GeluErf,
+  Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sin, Cos, Tanh, Sigmoid, LogSigmoid, Softplus, Relu, GeluTanh, GeluErf,
   Pow, AddScalar, MulScalar
 };
 
 enum class Reduce { Sum, Max };
+
+/// The distributions of the random kernel, each with two parameters p and q: uniform in [p, q), normal with mean p
+/// and standard deviation q, and Bernoulli (q with probability p, else 0).
+enum class Random { Uniform, Normal, Bernoulli };
 
 /// Row-major batched GEMM: C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b], where op(A) is
 /// [m,k] and op(B) is [k,n]. A batch stride of 0 broadcasts that operand over the batch.
@@ -120,6 +124,8 @@ class MemoryKernels {
   /// dst = src, element by element, both strided, same shape.
   virtual void copy(const View<const T>& src, const View<T>& dst) const = 0;
   virtual void fill(T* dst, int64_t n, T value) const = 0;
+  /// dst[i] = start + T(i) * step for i < n.
+  virtual void arange(T* dst, int64_t n, T start, T step) const = 0;
 };
 
 /// The arithmetic of the floating-point tensors (float, double).
@@ -130,6 +136,14 @@ class Kernels : public MemoryKernels<T> {
   /// (stride 0 along broadcast axes).
   virtual void binary(Binary op, const View<const T>& a, const View<const T>& b, T* out) const = 0;
   virtual void unary(Unary op, const T* x, T* y, int64_t n, T param) const = 0;
+  /// dst (contiguous, src's shape) = src's elements converted to T.
+  virtual void convert(const View<const int64_t>& src, T* dst) const = 0;
+  virtual void convert(const View<const float>& src, T* dst) const = 0;
+  virtual void convert(const View<const double>& src, T* dst) const = 0;
+  /// out[i] for i < n: value i % per of block i / per (per = philox::per_block<T>) of the Philox4x32-10 stream of
+  /// `key`, made by philox::sample under `dist` with parameters p and q (backends/philox.hpp). A pure function of
+  /// (key, i): the same bits on every backend that computes the sample's arithmetic as the CPU does.
+  virtual void random(Random dist, T* out, int64_t n, uint64_t key, T p, T q) const = 0;
   /// gx = gy * f'(x), with y = f(x) given too (some derivatives are cheaper from y; either may be null where
   /// the derivative does not read it).
   virtual void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param) const = 0;

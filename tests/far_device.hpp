@@ -67,7 +67,7 @@ class Allocator : public siglite::Allocator {
   std::atomic<int64_t> syncs_{0};
 };
 
-/// copy and fill on the CPU's kernels, over Base: kernels::MemoryKernels<T> or kernels::Kernels<T>.
+/// copy, fill and arange on the CPU's kernels, over Base: kernels::MemoryKernels<T> or kernels::Kernels<T>.
 template <typename T, typename Base = kernels::MemoryKernels<T>>
 class MemoryKernels : public Base {
  public:
@@ -75,6 +75,7 @@ class MemoryKernels : public Base {
     cpu().copy(near(src), near(dst));
   }
   void fill(T* dst, int64_t n, T value) const override { cpu().fill(near(dst), n, value); }
+  void arange(T* dst, int64_t n, T start, T step) const override { cpu().arange(near(dst), n, start, step); }
 
  private:
   static const kernels::MemoryKernels<T>& cpu() { return kernels::on<T>(Device::cpu()); }
@@ -94,6 +95,12 @@ class Kernels : public MemoryKernels<T, kernels::Kernels<T>> {
   }
   void unary(Unary op, const T* x, T* y, int64_t n, T param) const override {
     cpu().unary(op, near(x), near(y), n, param);
+  }
+  void convert(const View<const int64_t>& src, T* dst) const override { cpu().convert(near(src), near(dst)); }
+  void convert(const View<const float>& src, T* dst) const override { cpu().convert(near(src), near(dst)); }
+  void convert(const View<const double>& src, T* dst) const override { cpu().convert(near(src), near(dst)); }
+  void random(kernels::Random dist, T* out, int64_t n, uint64_t key, T p, T q) const override {
+    cpu().random(dist, near(out), n, key, p, q);
   }
   void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param) const override {
     cpu().unary_backward(op, near(x), near(y), near(gy), near(gx), n, param);

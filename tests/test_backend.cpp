@@ -2,6 +2,7 @@
 // Eigen GEMM) checked against a plain double-precision reference, and the caching allocator.
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -85,6 +86,8 @@ TEST_CASE("backend: elementwise and reduction paths agree with double precision"
   CHECK(max_rel_diff(gelu(a), gelu(da)) < 1e-6);
   CHECK(max_rel_diff(gelu(a, GeluApprox::None), gelu(da, GeluApprox::None)) < 1e-6);
   CHECK(max_rel_diff(log_sigmoid(a * 100.0f), log_sigmoid(da * 100.0)) < 1e-6);
+  const TF a10 = a * 10.0f;
+  CHECK(max_rel_diff(sin(a10) + cos(a10.t().t()), sin(to_double(a10)) + cos(to_double(a10))) < 1e-6);
   // Rows, columns, and a permuted layout that needs a copy.
   const TF x = TF::randn({16, 32, 40}, gen);
   const TD dx = to_double(x);
@@ -230,6 +233,72 @@ TEST_CASE("backend: a fully masked row: softmax zeros, log-softmax -inf, attenti
       for (int64_t c = 0; c < 4; ++c) CHECK(gq[static_cast<size_t>(b * 8 + c)] == 0.0f);
     for (const TF& t : {q, k, vv}) t.zero_grad();
   }
+}
+
+TEST_CASE("backend: Philox4x32-10 gives Random123's known answers, and the random kernel uses its words", "[backend]") {
+  using Words = std::array<uint32_t, 4>;
+  const auto block = [](Words c, uint32_t k0, uint32_t k1) {
+    kernels::philox::rounds(c.data(), k0, k1);
+    return c;
+  };
+  // Random123's kat_vectors for philox4x32 with 10 rounds.
+  CHECK(block({0, 0, 0, 0}, 0, 0) == Words{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8});
+  CHECK(block({~0u, ~0u, ~0u, ~0u}, ~0u, ~0u) == Words{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd});
+  CHECK(block({0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, 0xa4093822, 0x299f31d0) ==
+        Words{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1});
+  // Key 0: the uniform floats of block 0 are its words' top 24 bits, the doubles its two 64-bit halves' top 53.
+  std::vector<float> f(6);
+  kernels::on<float>(Device::cpu()).random(kernels::Random::Uniform, f.data(), 6, 0, 0.0f, 1.0f);
+  const Words w = block({0, 0, 0, 0}, 0, 0);
+  for (size_t j = 0; j < 4; ++j) CHECK(f[j] == static_cast<float>(w[j] >> 8) * 0x1.0p-24f);
+  std::vector<double> d(2);
+  kernels::on<double>(Device::cpu()).random(kernels::Random::Uniform, d.data(), 2, 0, 0.0, 1.0);
+  CHECK(d[0] == static_cast<double>(((uint64_t(w[0]) << 32) | w[1]) >> 11) * 0x1.0p-53);
+  CHECK(d[1] == static_cast<double>(((uint64_t(w[2]) << 32) | w[3]) >> 11) * 0x1.0p-53);
+  // Value i depends on (key, i) alone: a shorter draw is a prefix of a longer one.
+  std::vector<float> longer(11), shorter(7);
+  kernels::on<float>(Device::cpu()).random(kernels::Random::Normal, longer.data(), 11, 42, 0.0f, 1.0f);
+  kernels::on<float>(Device::cpu()).random(kernels::Random::Normal, shorter.data(), 7, 42, 0.0f, 1.0f);
+  CHECK(std::equal(shorter.begin(), shorter.end(), longer.begin()));
+}
+
+TEST_CASE("backend: randn, uniform and bernoulli have their distributions' moments, one key per tensor", "[backend]") {
+  Generator gen(31);
+  const int64_t n = 400000;  // several threads' worth of blocks
+  const auto moments = [](const std::vector<double>& v) {
+    double m = 0, m2 = 0, tail = 0;
+    for (double x : v) m += x;
+    m /= static_cast<double>(v.size());
+    for (double x : v) {
+      m2 += (x - m) * (x - m);
+      tail += std::abs(x - m) > 3.0;
+    }
+    return std::array<double, 3>{m, m2 / static_cast<double>(v.size()), tail / static_cast<double>(v.size())};
+  };
+  const std::vector<float> zf = TF::randn({n}, gen, 1.0f, 2.0f).to_vector();
+  const auto mf = moments(std::vector<double>(zf.begin(), zf.end()));
+  CHECK(std::abs(mf[0] - 1.0) < 0.02);
+  CHECK(std::abs(mf[1] - 4.0) < 0.05);
+  CHECK(std::abs(mf[2] - 0.1336) < 0.003);  // P(|z| > 1.5) for a standard normal
+  const auto md = moments(TD::randn({n}, gen).to_vector());
+  CHECK(std::abs(md[0]) < 0.01);
+  CHECK(std::abs(md[1] - 1.0) < 0.01);
+  CHECK(std::abs(md[2] - 0.0027) < 0.0005);  // P(|z| > 3)
+  const std::vector<float> u = TF::uniform({n}, gen, -1.0f, 3.0f).to_vector();
+  CHECK(*std::min_element(u.begin(), u.end()) >= -1.0f);
+  CHECK(*std::max_element(u.begin(), u.end()) < 3.0f);
+  const auto mu = moments(std::vector<double>(u.begin(), u.end()));
+  CHECK(std::abs(mu[0] - 1.0) < 0.01);
+  CHECK(std::abs(mu[1] - 16.0 / 12.0) < 0.01);
+  const std::vector<double> b = TD::bernoulli({n}, gen, 0.3, 5.0).to_vector();
+  CHECK(std::count(b.begin(), b.end(), 5.0) + std::count(b.begin(), b.end(), 0.0) == n);
+  CHECK(std::abs(static_cast<double>(std::count(b.begin(), b.end(), 5.0)) / n - 0.3) < 0.005);
+  // Each tensor takes one 64-bit key from the generator: the same seed, the same tensors.
+  Generator g1(4), g2(4);
+  CHECK(TF::randn({3, 5}, g1).to_vector() == TF::randn({3, 5}, g2).to_vector());
+  CHECK(g1.next_u64() == g2.next_u64());
+  CHECK(TF::randn({5}, g1).to_vector() != TF::randn({5}, g1).to_vector());
+  CHECK_THROWS_WITH(TF::bernoulli({2}, gen, 1.5f), Contains("bernoulli") && Contains("1.5"));
 }
 
 TEST_CASE("backend: dropout keeps about 1-p of the elements and rescales them", "[backend]") {

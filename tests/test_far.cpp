@@ -15,6 +15,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <siglite/siglite.hpp>
@@ -93,6 +94,7 @@ std::vector<OpCase<T>> op_table() {
       {"relu", shapes({{7}}), [](const V& x) { return relu(x[0]); }},
       {"gelu tanh", shapes({{7}}), [](const V& x) { return gelu(x[0]); }},
       {"gelu erf", shapes({{7}}), [](const V& x) { return gelu(x[0], GeluApprox::None); }},
+      {"sin, cos", shapes({{7}}), [](const V& x) { return sin(x[0]) * T(2) + cos(x[0]); }},
       {"sum, mean over axes", shapes({{3, 4, 5}}),
        [](const V& x) { return sum(x[0], {1}) + mean(x[0], {1, 2}, true).reshape({3, 1}); }},
       {"max over an axis", shapes({{3, 4}}), [](const V& x) { return max(x[0], {1}, true); }},
@@ -151,6 +153,22 @@ std::vector<OpCase<T>> op_table() {
        [](const V& x) { return loss::sigmoid_loss(x[0], x[1], x[2], x[3], loss::SigmoidImpl::Tiled, 3); }},
       {"softmax_loss", shapes({{6, 4}, {6, 4}, {1}}), [](const V& x) { return loss::softmax_loss(x[0], x[1], x[2]); }},
       {"to the host and back", shapes({{3, 2}}), [](const V& x) { return (x[0].to(Device::cpu()) * T(3)).to(x[0].device()); }},
+      {"cast from int64 and the other float type, eq, as factors", shapes({{5}}),
+       [ids](const V& x) {
+         using Other = std::conditional_t<std::is_same_v<T, float>, double, float>;
+         const Device d = x[0].device();
+         const Tensor<T> v = x[0].detach(), zero = Tensor<T>::scalar(T(0), d);
+         return x[0] * cast<T>(ids({3, -1, 0, 2, 7}).to(d)) + x[0] * eq(maximum(v, zero), v) +
+                x[0] * cast<T>(Tensor<Other>::from_vector({0.1, 0.7, -1.3, 2, 5}, d));
+       }},
+      {"arange, randn, uniform, bernoulli and dropout, drawn on the device", shapes({{2, 6}}),
+       [](const V& x) {
+         Generator gen(17);
+         const Device d = x[0].device();
+         return dropout(x[0], 0.3, gen, true) * Tensor<T>::arange(T(-1), T(2), T(0.25), d).reshape({2, 6}) +
+                Tensor<T>::randn({2, 6}, gen, T(1), T(2), d) * Tensor<T>::uniform({6}, gen, T(-1), T(1), d) +
+                x[0] * Tensor<T>::bernoulli({2, 1}, gen, T(0.5), T(3), d);
+       }},
   };
 }
 
@@ -326,32 +344,36 @@ TEST_CASE("far: 20 Trainer steps give the CPU's losses and weights bit for bit, 
           "[far][train]") {
   const testing::Quadrants ds;
   const data::WordTokenizer tok = testing::tokenizer(ds);
-  train::TrainOptions o;
-  o.batch_size = 16;
-  o.steps = 20;
-  o.lr = 3e-3;
-  o.seed = 5;
-  const auto run = [&](Device d, std::vector<int64_t>& syncs) {
-    models::SigLIP<float> model(testing::tiny_config(), 3);
-    model.to(d);
-    train::Trainer trainer(model, ds, tok, o);
-    int64_t last = far_syncs();
-    trainer.add_callback([&](const train::StepInfo&) {
-      syncs.push_back(far_syncs() - last);
-      last = far_syncs();
-    });
-    const train::TrainResult r = trainer.run();
-    std::vector<double> out{r.t, r.b};
-    for (const train::StepInfo& s : r.history) out.insert(out.end(), {s.loss, s.t, s.b, s.grad_norm});
-    for (const auto& [name, p] : model.named_parameters())
-      for (float v : p.to_vector()) out.push_back(v);
-    return out;
-  };
-  std::vector<int64_t> cpu_syncs, far_step_syncs;
-  const std::vector<double> a = run(Device::cpu(), cpu_syncs), b = run(far_device(), far_step_syncs);
-  CHECK(a == b);
-  REQUIRE(far_step_syncs.size() == 20);
-  for (int64_t s : far_step_syncs) CHECK(s == 2);
+  for (const bool siglit : {false, true}) {
+    INFO((siglit ? "SigLiT, frozen image embeddings cached on the device" : "both towers"));
+    train::TrainOptions o;
+    o.batch_size = 16;
+    o.steps = 20;
+    o.lr = 3e-3;
+    o.seed = 5;
+    o.lock_image = siglit;
+    const auto run = [&](Device d, std::vector<int64_t>& syncs) {
+      models::SigLIP<float> model(testing::tiny_config(), 3);
+      model.to(d);
+      train::Trainer trainer(model, ds, tok, o);
+      int64_t last = far_syncs();
+      trainer.add_callback([&](const train::StepInfo&) {
+        syncs.push_back(far_syncs() - last);
+        last = far_syncs();
+      });
+      const train::TrainResult r = trainer.run();
+      std::vector<double> out{r.t, r.b};
+      for (const train::StepInfo& s : r.history) out.insert(out.end(), {s.loss, s.t, s.b, s.grad_norm});
+      for (const auto& [name, p] : model.named_parameters())
+        for (float v : p.to_vector()) out.push_back(v);
+      return out;
+    };
+    std::vector<int64_t> cpu_syncs, far_step_syncs;
+    const std::vector<double> a = run(Device::cpu(), cpu_syncs), b = run(far_device(), far_step_syncs);
+    CHECK(a == b);
+    REQUIRE(far_step_syncs.size() == 20);
+    for (int64_t s : far_step_syncs) CHECK(s == 2);
+  }
 }
 
 TEST_CASE("far: 20 steps of fmnist-tiny on Fashion-MNIST, then zero-shot, give the CPU's numbers bit for bit",

@@ -166,6 +166,8 @@ const std::map<std::string, Op>& ops() {
       {"rsqrt", op(F::Elementwise, [](auto& a) { return rsqrt(a.in("x")); })},
       {"pow", op(F::Elementwise, [](auto& a) { return siglite::pow(a.in("x"), a.num("exponent")); })},
       {"abs", op(F::Elementwise, [](auto& a) { return siglite::abs(a.in("x")); })},
+      {"sin", op(F::Elementwise, [](auto& a) { return siglite::sin(a.in("x")); })},
+      {"cos", op(F::Elementwise, [](auto& a) { return siglite::cos(a.in("x")); })},
       {"tanh", op(F::Elementwise, [](auto& a) { return siglite::tanh(a.in("x")); })},
       {"sigmoid", op(F::Elementwise, [](auto& a) { return sigmoid(a.in("x")); })},
       {"log_sigmoid", op(F::Elementwise, [](auto& a) { return log_sigmoid(a.in("x")); })},

@@ -71,6 +71,8 @@ TEST_CASE("gradcheck: unary ops", "[gradcheck]") {
   expect_grads([](const Inputs& x) { return abs(x[0]); }, {leaf_away_from_zero(s, gen)});
   expect_grads([](const Inputs& x) { return relu(x[0]); }, {leaf_away_from_zero(s, gen)});
   expect_grads([](const Inputs& x) { return tanh(x[0]); }, {leaf(s, gen)});
+  expect_grads([](const Inputs& x) { return sin(x[0]); }, {leaf(s, gen, -4, 4)});
+  expect_grads([](const Inputs& x) { return cos(x[0]); }, {leaf(s, gen, -4, 4)});
   expect_grads([](const Inputs& x) { return sigmoid(x[0]); }, {leaf(s, gen, -8, 8)});
   expect_grads([](const Inputs& x) { return log_sigmoid(x[0]); }, {leaf(s, gen, -8, 8)});
   expect_grads([](const Inputs& x) { return softplus(x[0]); }, {leaf(s, gen, -8, 8)});

@@ -5,6 +5,7 @@
 
 using namespace siglite;
 using TF = Tensor<float>;
+using Catch::Contains;
 
 TEST_CASE("tensor: creation", "[tensor]") {
   const TF z = TF::zeros({2, 3});
@@ -34,6 +35,28 @@ TEST_CASE("tensor: seeded random creation is reproducible", "[tensor]") {
   const TF u = TF::uniform({1000}, g1, 2.0f, 3.0f);
   CHECK(max(u).item() < 3.0f);
   CHECK(-max(-u).item() >= 2.0f);
+}
+
+TEST_CASE("tensor: cast converts element types on the tensor's device, eq compares", "[tensor]") {
+  const Tensor<int64_t> ids = Tensor<int64_t>::from_vector({0, 3, -2, (int64_t{1} << 53) + 1});
+  CHECK(Tensor<int64_t>::arange(2, 5, 1).to_vector() == std::vector<int64_t>{2, 3, 4});
+  CHECK(cast<double>(ids).to_vector() == std::vector<double>{0, 3, -2, 9007199254740992.0});  // rounded to nearest
+  CHECK(cast<float>(Tensor<double>::from_vector({0.1, -2.5})).to_vector() == std::vector<float>{0.1f, -2.5f});
+  const TF x = TF::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  CHECK(cast<double>(x.t()).to_vector() == std::vector<double>{1, 4, 2, 5, 3, 6});  // a strided source
+  CHECK(cast<double>(x.t()).device() == x.device());
+  CHECK(cast<float>(x).shares_storage(x));
+  CHECK(eq(x, TF::scalar(2.0f)).to_vector() == std::vector<float>{0, 1, 0, 0, 0, 0});
+  CHECK(eq(x, x.slice(0, 1, 2) - 3.0f).to_vector() == std::vector<float>{1, 1, 1, 0, 0, 0});
+  const TF leaf = TF::ones({2}).set_requires_grad();
+  CHECK_FALSE(eq(leaf, leaf).requires_grad());
+  CHECK_THROWS_WITH(cast<double>(leaf), Contains("cast: the input requires a gradient") && Contains("detach()"));
+  CHECK(cast<double>(leaf.detach()).to_vector() == std::vector<double>{1, 1});
+  {
+    NoGradGuard no_grad;
+    CHECK(cast<double>(leaf).to_vector() == std::vector<double>{1, 1});
+  }
+  CHECK_THROWS_WITH(eq(x, TF::ones({4})), Contains("eq") && Contains("[2,3]") && Contains("[4]"));
 }
 
 TEST_CASE("tensor: views share storage", "[tensor]") {

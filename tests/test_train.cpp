@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <siglite/siglite.hpp>
 #include <siglite/train/trainer.hpp>
 #include <siglite/eval/shapes.hpp>
@@ -101,7 +102,7 @@ TEST_CASE("train: a resumed run equals an uninterrupted one", "[train]") {
   CHECK(flat(second) == flat(straight));
 }
 
-TEST_CASE("train: a non-finite loss stops the run and keeps the last good checkpoint", "[train]") {
+TEST_CASE("train: a non-finite loss or gradient norm stops the run and keeps the last good checkpoint", "[train]") {
   const Quadrants ds;
   const data::WordTokenizer tok = tokenizer(ds);
   models::SigLIP<float> model(tiny_config(), 3);
@@ -111,9 +112,18 @@ TEST_CASE("train: a non-finite loss stops the run and keeps the last good checkp
   o.out_dir = dir.path.string();
   o.checkpoint_every = 1;
   CHECK_THROWS_WITH(train::Trainer(model, ds, tok, o).run(),
-                    Contains("train: the loss is") && Contains("at step 3") && Contains("is intact"));
+                    Contains("at step 3; stopped without updating the model") && Contains("is intact"));
   std::ifstream state(dir / "trainer_state.json");
   CHECK(nlohmann::json::parse(state).at("step") == 2);
+  // A NaN t' makes the loss itself NaN: stopped before backward.
+  models::SigLIP<float> broken(tiny_config(), 3);
+  kernels::on<float>(broken.logit_scale.device())
+      .fill(broken.logit_scale.device_ptr(), 1, std::numeric_limits<float>::quiet_NaN());
+  o.lr = 1e-3;
+  o.out_dir.clear();
+  CHECK_THROWS_WITH(train::Trainer(broken, ds, tok, o).run(),
+                    Contains("train: the loss is ") && Contains("nan at step 1; stopped without updating the model"));
+  CHECK(std::isnan(broken.logit_scale.item()));
 }
 
 TEST_CASE("train: SigLiT trains only the text tower, t' and b", "[train]") {

@@ -18,12 +18,13 @@
 
 namespace siglite::cpu {
 
-/// copy and fill on the host, over Base: kernels::MemoryKernels<T> or kernels::Kernels<T>.
+/// copy, fill and arange on the host, over Base: kernels::MemoryKernels<T> or kernels::Kernels<T>.
 template <typename T, typename Base = kernels::MemoryKernels<T>>
 class MemoryKernels : public Base {
  public:
   void copy(const View<const T>& src, const View<T>& dst) const override { cpu::copy(src, dst); }
   void fill(T* dst, int64_t n, T value) const override { cpu::fill(dst, n, value); }
+  void arange(T* dst, int64_t n, T start, T step) const override { cpu::arange(dst, n, start, step); }
 };
 
 template <typename T>
@@ -37,6 +38,12 @@ class Kernels : public MemoryKernels<T, kernels::Kernels<T>> {
     cpu::binary(op, a, b, out);
   }
   void unary(Unary op, const T* x, T* y, int64_t n, T param) const override { cpu::unary(op, x, y, n, param); }
+  void convert(const View<const int64_t>& src, T* dst) const override { cpu::convert(src, dst); }
+  void convert(const View<const float>& src, T* dst) const override { cpu::convert(src, dst); }
+  void convert(const View<const double>& src, T* dst) const override { cpu::convert(src, dst); }
+  void random(kernels::Random dist, T* out, int64_t n, uint64_t key, T p, T q) const override {
+    cpu::random(dist, out, n, key, p, q);
+  }
   void unary_backward(Unary op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T param) const override {
     cpu::unary_backward(op, x, y, gy, gx, n, param);
   }

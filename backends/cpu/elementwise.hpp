@@ -1,4 +1,4 @@
-// CPU kernels: strided copy, fill, broadcast binary ops, unary ops and their derivatives, reductions.
+// CPU kernels: strided copy and conversion, fill, arange, random numbers, broadcast binary ops, unary ops and their derivatives, reductions.
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "siglite/backends/kernels.hpp"
+#include "siglite/backends/philox.hpp"
 #include "siglite/backends/cpu/parallel.hpp"
 
 namespace siglite::cpu {
@@ -49,33 +50,64 @@ T sigmoid(T x) {
 
 }  // namespace detail
 
-template <typename T>
-void copy(const View<const T>& src, const View<T>& dst) {
+/// dst = src element by element, both strided, same shape; S converted to D.
+template <typename S, typename D>
+void copy(const View<const S>& src, const View<D>& dst) {
   const Shape& shape = dst.shape;
   const int64_t n = shape.numel();
   if (n == 0) return;
   if (detail::is_contiguous(shape, src.strides) && detail::is_contiguous(shape, dst.strides)) {
-    parallel_for(n, 1, [&](int64_t b, int64_t e) { std::copy(src.data + b, src.data + e, dst.data + b); });
+    parallel_for(n, 1, [&](int64_t b, int64_t e) {
+      if constexpr (std::is_same_v<S, D>) std::copy(src.data + b, src.data + e, dst.data + b);
+      else std::transform(src.data + b, src.data + e, dst.data + b, [](S v) { return static_cast<D>(v); });
+    });
     return;
   }
   if (shape.size() == 0) {
-    dst.data[0] = src.data[0];
+    dst.data[0] = static_cast<D>(src.data[0]);
     return;
   }
   const int64_t cols = shape.back(), rows = n / cols;
   const int64_t ss = src.strides.back(), ds = dst.strides.back();
   parallel_for(rows, cols, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      const T* s = src.data + detail::row_offset(r, shape, src.strides);
-      T* d = dst.data + detail::row_offset(r, shape, dst.strides);
-      for (int64_t c = 0; c < cols; ++c) d[c * ds] = s[c * ss];
+      const S* s = src.data + detail::row_offset(r, shape, src.strides);
+      D* d = dst.data + detail::row_offset(r, shape, dst.strides);
+      for (int64_t c = 0; c < cols; ++c) d[c * ds] = static_cast<D>(s[c * ss]);
     }
   });
+}
+
+/// dst (contiguous, src's shape) = src converted to D.
+template <typename S, typename D>
+void convert(const View<const S>& src, D* dst) {
+  copy(src, View<D>{dst, src.shape, contiguous_strides(src.shape)});
 }
 
 template <typename T>
 void fill(T* dst, int64_t n, T value) {
   parallel_for(n, 1, [&](int64_t b, int64_t e) { std::fill(dst + b, dst + e, value); });
+}
+
+template <typename T>
+void arange(T* dst, int64_t n, T start, T step) {
+  parallel_for(n, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dst[i] = static_cast<T>(start + static_cast<T>(i) * step);
+  });
+}
+
+/// The random kernel of backends/kernels.hpp: block after block of philox::sample, threads taking whole blocks.
+template <typename T>
+void random(kernels::Random dist, T* out, int64_t n, uint64_t key, T p, T q) {
+  constexpr int64_t per = kernels::philox::per_block<T>;
+  parallel_for((n + per - 1) / per, per * 16, [&](int64_t b, int64_t e) {
+    for (int64_t block = b; block < e; ++block) {
+      T values[per];
+      kernels::philox::sample(dist, key, static_cast<uint64_t>(block), p, q, values);
+      const int64_t start = block * per, count = std::min(per, n - start);
+      std::copy(values, values + count, out + start);
+    }
+  });
 }
 
 namespace detail {
@@ -178,6 +210,8 @@ void unary_chunk(Unary op, const T* x, T* y, int64_t n, T p) {
     case Unary::Sqrt: return map(x, y, n, [](T v) { return std::sqrt(v); });
     case Unary::Rsqrt: return map(x, y, n, [](T v) { return T(1) / std::sqrt(v); });
     case Unary::Abs: return map(x, y, n, [](T v) { return std::abs(v); });
+    case Unary::Sin: return map(x, y, n, [](T v) { return std::sin(v); });
+    case Unary::Cos: return map(x, y, n, [](T v) { return std::cos(v); });
     case Unary::Tanh: return detail::map_array(x, y, n, [](const auto& v) { return v.tanh(); });
     // Not Eigen's logistic(): its float version is up to 5e-4 off (relative) near x = -9.
     case Unary::Sigmoid: return detail::map_array(x, y, n, [](const auto& v) { return (T(1) + (-v).exp()).inverse(); });
@@ -210,6 +244,8 @@ void unary_backward_chunk(Unary op, const T* x, const T* y, const T* gy, T* gx, 
     case Unary::Sqrt: return map_backward(x, y, gy, gx, n, [](T, T yv) { return T(0.5) / yv; });
     case Unary::Rsqrt: return map_backward(x, y, gy, gx, n, [](T, T yv) { return T(-0.5) * yv * yv * yv; });
     case Unary::Abs: return map_backward(x, y, gy, gx, n, [](T xv, T) { return T((xv > 0) - (xv < 0)); });
+    case Unary::Sin: return map_backward(x, y, gy, gx, n, [](T xv, T) { return std::cos(xv); });
+    case Unary::Cos: return map_backward(x, y, gy, gx, n, [](T xv, T) { return -std::sin(xv); });
     case Unary::Tanh: return map_backward(x, y, gy, gx, n, [](T, T yv) { return T(1) - yv * yv; });
     case Unary::Sigmoid: return map_backward(x, y, gy, gx, n, [](T, T yv) { return yv * (T(1) - yv); });
     case Unary::LogSigmoid: return map_backward(x, y, gy, gx, n, [](T xv, T) { return detail::sigmoid(-xv); });

@@ -131,6 +131,8 @@ case("pow_3_negative_base", "pow", torch.pow, lambda r: [inp("x", r.randn(2, 3))
 case("pow_0.5", "pow", torch.pow, lambda r: [inp("x", r.pos(2, 3))], exponent=0.5)
 case("pow_-1.5", "pow", torch.pow, lambda r: [inp("x", r.pos(2, 3))], exponent=-1.5)
 case("abs", "abs", torch.abs, lambda r: [inp("x", torch.cat([r.randn(5), torch.zeros(1, dtype=DT)]))])
+case("sin", "sin", torch.sin, lambda r: [inp("x", torch.cat([r.randn(6, scale=3), torch.tensor([0.0, 40.0])]))])
+case("cos", "cos", torch.cos, lambda r: [inp("x", torch.cat([r.randn(6, scale=3), torch.tensor([0.0, -40.0])]))])
 case("tanh", "tanh", torch.tanh, lambda r: [inp("x", torch.cat([r.randn(6, scale=2), torch.tensor([-20.0, 20.0])]))])
 case("sigmoid", "sigmoid", torch.sigmoid, lambda r: [inp("x", torch.cat([r.randn(5, scale=3), torch.tensor(EXTREME)]))])
 case("log_sigmoid", "log_sigmoid", F.logsigmoid,

@@ -1,6 +1,7 @@
 // Tensor<T>: a shape, strides and offset over a shared Storage on a Device, plus the autograd
 // state (requires_grad, grad, the node that made it). Copying a Tensor copies a handle.
 #pragma once
+#include <cmath>
 #include <functional>
 #include <iomanip>
 #include <memory>
@@ -61,14 +62,13 @@ class Tensor {
   static Tensor zeros(const Shape& shape, Device device = default_device()) { return full(shape, T(0), device); }
   static Tensor ones(const Shape& shape, Device device = default_device()) { return full(shape, T(1), device); }
   static Tensor scalar(T value, Device device = default_device()) { return full(Shape{}, value, device); }
-  /// [start, start+step, ...) up to end (exclusive), made on the host and copied to `device`.
+  /// [start, start+step, ...) up to end (exclusive).
   static Tensor arange(T start, T end, T step = T(1), Device device = default_device()) {
     SIGLITE_CHECK(step != T(0), "arange: step is zero");
     const double count = std::ceil((static_cast<double>(end) - static_cast<double>(start)) / static_cast<double>(step));
-    const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
-    Tensor t = empty(Shape{n}, Device::cpu());
-    for (int64_t i = 0; i < n; ++i) t.data()[i] = static_cast<T>(start + static_cast<T>(i) * step);
-    return t.to(device);
+    Tensor t = empty(Shape{count > 0 ? static_cast<int64_t>(count) : 0}, device);
+    kernels::on<T>(device).arange(t.device_ptr(), t.numel(), start, step);
+    return t;
   }
   static Tensor arange(T end, Device device = default_device()) { return arange(T(0), end, T(1), device); }
   /// The values, row-major, as a tensor of `shape` on `device` (one copy from the host).
@@ -82,18 +82,19 @@ class Tensor {
   static Tensor from_vector(const std::vector<T>& values, Device device = default_device()) {
     return from_vector(values, Shape{static_cast<int64_t>(values.size())}, device);
   }
-  /// Normal(mean, std) samples drawn from `gen` on the host, copied to `device`.
+  /// Normal(mean, std) samples, made on `device` from one 64-bit key drawn from `gen` (Kernels::random).
   static Tensor randn(const Shape& shape, Generator& gen, T mean = T(0), T std = T(1),
                       Device device = default_device()) {
-    Tensor t = empty(shape, Device::cpu());
-    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(mean + std * gen.normal());
-    return t.to(device);
+    return random(kernels::Random::Normal, shape, gen, mean, std, device);
   }
-  /// Uniform samples in [lo, hi) drawn from `gen` on the host, copied to `device`.
+  /// Uniform samples in [lo, hi), made on `device` from one 64-bit key drawn from `gen`.
   static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0), T hi = T(1), Device device = default_device()) {
-    Tensor t = empty(shape, Device::cpu());
-    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(lo + (hi - lo) * gen.uniform());
-    return t.to(device);
+    return random(kernels::Random::Uniform, shape, gen, lo, hi, device);
+  }
+  /// `value` with probability p and 0 otherwise, elementwise, made on `device` from one 64-bit key drawn from `gen`.
+  static Tensor bernoulli(const Shape& shape, Generator& gen, T p, T value = T(1), Device device = default_device()) {
+    SIGLITE_CHECK(p >= T(0) && p <= T(1), "bernoulli: probability ", p, " is outside [0, 1]");
+    return random(kernels::Random::Bernoulli, shape, gen, p, value, device);
   }
 
   // ---- metadata ----
@@ -228,6 +229,11 @@ class Tensor {
   const std::shared_ptr<TensorImpl<T>>& impl_ptr() const { return impl_; }
 
  private:
+  static Tensor random(kernels::Random dist, const Shape& shape, Generator& gen, T p, T q, Device device) {
+    Tensor t = empty(shape, device);
+    kernels::on<T>(device).random(dist, t.device_ptr(), t.numel(), gen.next_u64(), p, q);
+    return t;
+  }
   std::shared_ptr<TensorImpl<T>> impl_;
 };
 

@@ -135,10 +135,10 @@ class TextTransformer : public Module<T> {
     if (attention_mask.defined()) {
       SIGLITE_CHECK(attention_mask.shape() == ids.shape(), "TextTransformer: attention mask of shape ",
                     attention_mask.shape(), " for token ids of shape ", ids.shape());
-      const std::vector<int64_t> keep = attention_mask.to_vector();
-      std::vector<T> add(keep.size());
-      for (size_t i = 0; i < keep.size(); ++i) add[i] = keep[i] ? T(0) : -std::numeric_limits<T>::infinity();
-      mask = Tensor<T>::from_vector(add, {ids.size(0), 1, 1, ids.size(1)}, ids.device());
+      detail::check_same_device(ids.device(), attention_mask.device(), "TextTransformer");
+      // log(1) = 0 where attended, log(0) = -inf where the mask is 0.
+      const Tensor<T> padding = eq(cast<T>(attention_mask), Tensor<T>::scalar(T(0), ids.device()));
+      mask = log(T(1) - padding).reshape({ids.size(0), 1, 1, ids.size(1)});
     }
     // Only the pooled position's output is used: the last layer computes that one alone.
     const int64_t pos = c.pooling == TextPooling::Last ? ids.size(1) - 1 : 0;

@@ -2,7 +2,11 @@
 #pragma once
 #include <cmath>
 
+#include "siglite/autograd/node.hpp"
 #include "siglite/core/tensor.hpp"
+#include "siglite/ops/elementwise.hpp"
+#include "siglite/ops/index.hpp"
+#include "siglite/ops/view.hpp"
 
 namespace siglite::nn::init {
 
@@ -31,25 +35,19 @@ Tensor<T> normal(const Shape& shape, Generator& gen, double std) {
 
 /// Fixed 2-D sin-cos position embedding of a grid_h x grid_w patch grid, [grid_h * grid_w, dim]
 /// (big_vision's posemb_sincos_2d): a quarter of the channels each for sin(x w), cos(x w),
-/// sin(y w), cos(y w), with frequencies w_k = temperature^(-k / (dim/4 - 1)). Made on the host, copied to `device`.
+/// sin(y w), cos(y w), with frequencies w_k = temperature^(-k / (dim/4 - 1)). Computed in double on `device`.
 template <typename T>
 Tensor<T> sincos_2d(int64_t grid_h, int64_t grid_w, int64_t dim, double temperature = 10000.0,
                     Device device = default_device()) {
   SIGLITE_CHECK(dim % 4 == 0 && dim >= 8, "sincos_2d: width ", dim, " must be a multiple of 4, at least 8");
+  using D = Tensor<double>;
+  NoGradGuard no_grad;
   const int64_t q = dim / 4;
-  Tensor<T> out = Tensor<T>::empty({grid_h * grid_w, dim}, Device::cpu());
-  for (int64_t y = 0; y < grid_h; ++y)
-    for (int64_t x = 0; x < grid_w; ++x) {
-      T* row = out.data() + (y * grid_w + x) * dim;
-      for (int64_t k = 0; k < q; ++k) {
-        const double w = std::pow(temperature, -double(k) / double(q - 1));
-        row[k] = static_cast<T>(std::sin(double(x) * w));
-        row[q + k] = static_cast<T>(std::cos(double(x) * w));
-        row[2 * q + k] = static_cast<T>(std::sin(double(y) * w));
-        row[3 * q + k] = static_cast<T>(std::cos(double(y) * w));
-      }
-    }
-  return out.to(device);
+  const D omega = exp(D::arange(double(q), device) * (-std::log(temperature) / double(q - 1))).reshape({1, 1, q});
+  const Shape grid{grid_h, grid_w, q};
+  const D x = (D::arange(double(grid_w), device).reshape({1, grid_w, 1}) * omega).expand(grid);
+  const D y = (D::arange(double(grid_h), device).reshape({grid_h, 1, 1}) * omega).expand(grid);
+  return cast<T>(concat<double>({sin(x), cos(x), sin(y), cos(y)}, 2).reshape({grid_h * grid_w, dim}));
 }
 
 }  // namespace siglite::nn::init

@@ -1,6 +1,7 @@
 // Elementwise ops: add, sub, mul, div with NumPy broadcasting, scalar forms and operators, and
-// the unary functions (exp, log, ..., gelu), each with its derivative beside it.
+// the unary functions (exp, log, ..., gelu), each with its derivative beside it; cast between element types.
 #pragma once
+#include <type_traits>
 #include <vector>
 
 #include "siglite/autograd/node.hpp"
@@ -121,7 +122,7 @@ namespace detail {
 inline bool derivative_reads_x(kernels::Unary op) {
   using kernels::Unary;
   switch (op) {
-    case Unary::Log: case Unary::Abs: case Unary::LogSigmoid: case Unary::Softplus: case Unary::Relu:
+    case Unary::Log: case Unary::Abs: case Unary::Sin: case Unary::Cos: case Unary::LogSigmoid: case Unary::Softplus: case Unary::Relu:
     case Unary::GeluTanh: case Unary::GeluErf: case Unary::Pow:
       return true;
     default:
@@ -156,6 +157,8 @@ template <typename T> Tensor<T> log(const Tensor<T>& x) { return detail::unary_o
 template <typename T> Tensor<T> sqrt(const Tensor<T>& x) { return detail::unary_op("sqrt", kernels::Unary::Sqrt, x); }
 template <typename T> Tensor<T> rsqrt(const Tensor<T>& x) { return detail::unary_op("rsqrt", kernels::Unary::Rsqrt, x); }
 template <typename T> Tensor<T> abs(const Tensor<T>& x) { return detail::unary_op("abs", kernels::Unary::Abs, x); }
+template <typename T> Tensor<T> sin(const Tensor<T>& x) { return detail::unary_op("sin", kernels::Unary::Sin, x); }
+template <typename T> Tensor<T> cos(const Tensor<T>& x) { return detail::unary_op("cos", kernels::Unary::Cos, x); }
 template <typename T> Tensor<T> tanh(const Tensor<T>& x) { return detail::unary_op("tanh", kernels::Unary::Tanh, x); }
 template <typename T> Tensor<T> relu(const Tensor<T>& x) { return detail::unary_op("relu", kernels::Unary::Relu, x); }
 template <typename T>
@@ -197,5 +200,27 @@ template <typename T> Tensor<T> operator*(const Tensor<T>& x, detail::Scalar<T> 
 template <typename T> Tensor<T> operator*(detail::Scalar<T> s, const Tensor<T>& x) { return mul(x, s); }
 template <typename T> Tensor<T> operator/(const Tensor<T>& x, detail::Scalar<T> s) { return mul(x, T(1) / s); }
 template <typename T> Tensor<T> operator/(detail::Scalar<T> s, const Tensor<T>& x) { return div(Tensor<T>::scalar(s, x.device()), x); }
+
+/// 1 where a == b and 0 elsewhere, with broadcasting; a comparison passes no gradient.
+template <typename T>
+Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
+  return detail::binary_raw(kernels::Binary::Eq, a, b, "eq");
+}
+
+/// x's elements converted to U (float or double) on x's device: from int64_t (masks, ids) or the other float
+/// type. A conversion passes no gradient, so x must not need one (detach() it, or convert under NoGradGuard).
+template <typename U, typename T>
+Tensor<U> cast(const Tensor<T>& x) {
+  static_assert(std::is_floating_point_v<U>, "cast converts to float or double");
+  if constexpr (std::is_same_v<U, T>) {
+    return x;
+  } else {
+    SIGLITE_CHECK(!(grad_enabled() && x.requires_grad()),
+                  "cast: the input requires a gradient, which a conversion does not pass on; detach() it first");
+    Tensor<U> out = Tensor<U>::empty(x.shape(), x.device());
+    kernels::on<U>(x.device()).convert(x.view(), out.device_ptr());
+    return out;
+  }
+}
 
 }  // namespace siglite

@@ -346,15 +346,13 @@ Tensor<T> multi_head_attention_packed_at(const Tensor<T>& qkv, int64_t at, int64
 }
 
 /// Zeroes each element with probability p and scales the rest by 1/(1-p) in training; the
-/// identity otherwise. The mask is drawn from `gen`.
+/// identity otherwise. The mask is made on x's device from one key drawn from `gen` (Tensor::bernoulli).
 template <typename T>
 Tensor<T> dropout(const Tensor<T>& x, double p, Generator& gen, bool training) {
   SIGLITE_CHECK(p >= 0.0 && p <= 1.0, "dropout: probability ", p, " is outside [0, 1]");
   if (!training || p == 0.0) return x;
-  Tensor<T> mask = Tensor<T>::empty(x.shape(), Device::cpu());
   const T keep = p < 1.0 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
-  for (int64_t i = 0; i < mask.numel(); ++i) mask.data()[i] = gen.uniform() >= p ? keep : T(0);
-  return x * mask.to(x.device());
+  return x * Tensor<T>::bernoulli(x.shape(), gen, static_cast<T>(1.0 - p), keep, x.device());
 }
 
 }  // namespace siglite

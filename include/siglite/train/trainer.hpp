@@ -2,6 +2,7 @@
 // AdamW with linear warmup and cosine decay, the sigmoid (naive or tiled) or softmax loss,
 // gradient clipping, callbacks, atomic checkpoints and exact resume.
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -228,27 +229,32 @@ class Trainer {
   static constexpr int64_t kReplanFrom = 3, kReplanAt = 13;
 
   Tensor<float> image_embeddings(const data::TextImageBatch& b) {
-    if (!opt_.lock_image) return model_.image_embeddings(b.images.to(model_.device()));
-    // SigLiT: the frozen tower's embedding of an example never changes; compute it once.
-    const int64_t n = b.images.size(0), e = model_.config().vision.hidden_size;
-    std::vector<int64_t> missing;
-    for (int64_t k = 0; k < n; ++k)
-      if (!cache_.count(b.indices[size_t(k)])) missing.push_back(k);
+    const Device device = model_.device();
+    if (!opt_.lock_image) return model_.image_embeddings(b.images.to(device));
+    // SigLiT: the frozen tower's embedding of an example never changes; compute it once, keep it on the device.
+    const int64_t n = b.images.size(0);
+    std::vector<int64_t> missing, rows(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) {
+      const auto [it, fresh] = cache_row_.try_emplace(b.indices[size_t(k)], cached_ + int64_t(missing.size()));
+      if (fresh) missing.push_back(k);
+      rows[size_t(k)] = it->second;
+    }
     if (!missing.empty()) {
       NoGradGuard no_grad;
-      const Tensor<int64_t> rows = Tensor<int64_t>::from_vector(missing, Device::cpu());
-      const Tensor<float> emb = model_.image_embeddings(index_select(b.images, 0, rows).to(model_.device()))
-                                    .to(Device::cpu());
-      for (size_t r = 0; r < missing.size(); ++r)
-        cache_[b.indices[size_t(missing[r])]] =
-            std::vector<float>(emb.data() + int64_t(r) * e, emb.data() + int64_t(r + 1) * e);
+      const Tensor<int64_t> picked = Tensor<int64_t>::from_vector(missing, Device::cpu());
+      const Tensor<float> emb = model_.image_embeddings(index_select(b.images, 0, picked).to(device));
+      const int64_t m = emb.size(0), end = cached_ + m;
+      if (!cache_.defined() || end > cache_.size(0)) {  // grow by doubling: each embedding copied O(1) times
+        Tensor<float> grown = Tensor<float>::empty({std::max(end, 2 * (cache_.defined() ? cache_.size(0) : 0)),
+                                                    emb.size(1)}, device);
+        if (cached_ > 0)
+          kernels::on<float>(device).copy(cache_.slice(0, 0, cached_).view(), grown.slice(0, 0, cached_).mutable_view());
+        cache_ = grown;
+      }
+      kernels::on<float>(device).copy(emb.view(), cache_.slice(0, cached_, end).mutable_view());
+      cached_ = end;
     }
-    Tensor<float> out = Tensor<float>::empty({n, e}, Device::cpu());
-    for (int64_t k = 0; k < n; ++k) {
-      const auto& v = cache_.at(b.indices[size_t(k)]);
-      std::copy(v.begin(), v.end(), out.data() + k * e);
-    }
-    return out.to(model_.device());
+    return index_select(cache_, 0, Tensor<int64_t>::from_vector(rows, device));
   }
 
   Tensor<float> forward_loss(const data::TextImageBatch& b) {
@@ -295,7 +301,9 @@ class Trainer {
   TrainOptions opt_;
   std::unique_ptr<optim::AdamW> optimizer_;
   std::vector<Callback> callbacks_;
-  std::unordered_map<int64_t, std::vector<float>> cache_;
+  Tensor<float> cache_;                             // SigLiT: rows of frozen image embeddings, on the device
+  int64_t cached_ = 0;                              // rows of cache_ in use
+  std::unordered_map<int64_t, int64_t> cache_row_;  // dataset index -> its row
   int64_t step_ = 0, planned_ = 0, first_step_ = 0, prior_pairs_ = 0;
   double prior_seconds_ = 0;
 };
