@@ -113,9 +113,6 @@ TEST_CASE("backend: topk_indices is a stable descending sort's first k, NaN firs
   CHECK(topk_indices(strided, 2).to_vector() == std::vector<int64_t>{2, 1, 0, 1});
   CHECK(topk_indices(TF::from_vector({-1, 5, 4}), 2).to_vector() == std::vector<int64_t>{1, 2});
   CHECK(topk_indices(x.reshape({2, 1, 5}), 2).shape() == Shape{2, 1, 2});
-  CHECK_THROWS_WITH(topk_indices(x, 6), Contains("topk_indices") && Contains("k = 6") && Contains("[0, 5]"));
-  CHECK_THROWS_WITH(topk_indices(x, -1), Contains("k = -1"));
-  CHECK_THROWS_WITH(topk_indices(TD::scalar(1.0), 1), Contains("topk_indices: a scalar"));
 }
 
 TEST_CASE("backend: linear and linear_gelu over many row blocks agree with matmul, bias and gelu in double",

@@ -1,7 +1,7 @@
-// The far device (far_device.hpp): memory the host cannot touch, kernels that are the CPU's. Every op runs on it
-// and gives the CPU's values and gradients bit for bit, which shows that no code above backends/ reads or writes
-// device memory on the host; a host read of its memory is shown to kill the process; a training step of the
-// model is shown to wait for the device twice. The Trainer, evaluation and the HF golden model run there too.
+// The far device (far_device.hpp): memory the host cannot touch, kernels that are the CPU's. A host read of its
+// memory is shown to kill the process; the model, a training step (which waits for the device twice), the Trainer,
+// evaluation and the HF golden model give the CPU's numbers bit for bit there, which shows that no code above
+// backends/ reads or writes device memory on the host. Every op runs there in the op table (test_ops.cpp).
 #include <catch2/catch.hpp>
 #include <sys/wait.h>
 
@@ -12,10 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
-#include <limits>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include <siglite/siglite.hpp>
@@ -44,168 +41,6 @@ void set_test_device_from_environment() {
 }
 
 namespace {
-
-/// One row of the op table: how to make the inputs (host tensors), and the op on them. Every row runs on every
-/// device against the CPU, and its double gradients against central differences.
-template <typename T>
-struct OpCase {
-  std::string name;
-  std::function<std::vector<Tensor<T>>(Generator&)> inputs;
-  std::function<Tensor<T>(const std::vector<Tensor<T>>&)> op;
-};
-
-template <typename T>
-Tensor<T> randn(Generator& gen, const Shape& shape) {
-  return Tensor<T>::randn(shape, gen);
-}
-
-template <typename T>
-std::vector<OpCase<T>> op_table() {
-  using V = std::vector<Tensor<T>>;
-  const auto shapes = [](std::vector<Shape> s) {
-    return [s](Generator& gen) {
-      V out;
-      for (const Shape& sh : s) out.push_back(randn<T>(gen, sh));
-      return out;
-    };
-  };
-  const auto positive = [](Shape s) {
-    return [s](Generator& gen) { return V{exp(randn<T>(gen, s))}; };
-  };
-  const auto ids = [](std::vector<int64_t> v) { return Tensor<int64_t>::from_vector(v); };
-  return {
-      {"add (broadcast)", shapes({{3, 4}, {4}}), [](const V& x) { return x[0] + x[1]; }},
-      {"sub", shapes({{2, 3, 4}, {3, 1}}), [](const V& x) { return x[0] - x[1]; }},
-      {"mul", shapes({{3, 4}, {3, 4}}), [](const V& x) { return x[0] * x[1]; }},
-      {"div", [](Generator& g) { return V{randn<T>(g, {3, 4}), exp(randn<T>(g, {4}))}; },
-       [](const V& x) { return x[0] / x[1]; }},
-      {"maximum", shapes({{3, 4}, {3, 4}}), [](const V& x) { return maximum(x[0], x[1]); }},
-      {"scalar ops", shapes({{5}}), [](const V& x) { return -(x[0] * T(2) + T(1)); }},
-      {"exp", shapes({{7}}), [](const V& x) { return exp(x[0]); }},
-      {"log", positive({7}), [](const V& x) { return log(x[0]); }},
-      {"sqrt", positive({7}), [](const V& x) { return sqrt(x[0]); }},
-      {"rsqrt", positive({7}), [](const V& x) { return rsqrt(x[0]); }},
-      {"pow", positive({7}), [](const V& x) { return pow(x[0], 1.5); }},
-      {"abs", shapes({{7}}), [](const V& x) { return abs(x[0]); }},
-      {"tanh", shapes({{7}}), [](const V& x) { return tanh(x[0]); }},
-      {"sigmoid", shapes({{7}}), [](const V& x) { return sigmoid(x[0]); }},
-      {"log_sigmoid", shapes({{7}}), [](const V& x) { return log_sigmoid(x[0]); }},
-      {"softplus", shapes({{7}}), [](const V& x) { return softplus(x[0]); }},
-      {"relu", shapes({{7}}), [](const V& x) { return relu(x[0]); }},
-      {"gelu tanh", shapes({{7}}), [](const V& x) { return gelu(x[0]); }},
-      {"gelu erf", shapes({{7}}), [](const V& x) { return gelu(x[0], GeluApprox::None); }},
-      {"sin, cos", shapes({{7}}), [](const V& x) { return sin(x[0]) * T(2) + cos(x[0]); }},
-      {"sum, mean over axes", shapes({{3, 4, 5}}),
-       [](const V& x) { return sum(x[0], {1}) + mean(x[0], {1, 2}, true).reshape({3, 1}); }},
-      {"max over an axis", shapes({{3, 4}}), [](const V& x) { return max(x[0], {1}, true); }},
-      {"matmul 2-D", shapes({{5, 6}, {6, 3}}), [](const V& x) { return matmul(x[0], x[1]); }},
-      {"matmul transposed", shapes({{6, 5}, {3, 6}}), [](const V& x) { return matmul(x[0].t(), x[1].t()); }},
-      {"matmul batched, broadcast", shapes({{2, 3, 4, 5}, {5, 2}}), [](const V& x) { return matmul(x[0], x[1]); }},
-      {"linear", shapes({{2, 3, 6}, {4, 6}, {4}}), [](const V& x) { return linear(x[0], x[1], x[2]); }},
-      {"linear_gelu", shapes({{5, 6}, {4, 6}, {4}}), [](const V& x) { return linear_gelu(x[0], x[1], x[2]); }},
-      {"softmax", shapes({{3, 5}}), [](const V& x) { return softmax(x[0]); }},
-      {"log_softmax over axis 0", shapes({{3, 5}}), [](const V& x) { return log_softmax(x[0], 0); }},
-      {"layer_norm", shapes({{4, 6}, {6}, {6}}), [](const V& x) { return layer_norm(x[0], x[1], x[2]); }},
-      {"l2_normalize", shapes({{4, 6}}), [](const V& x) { return l2_normalize(x[0]); }},
-      {"concat, stack", shapes({{2, 3}, {2, 3}}),
-       [](const V& x) { return concat(V{x[0], x[1]}, 1) + stack(V{x[0], x[1]}, 1).reshape({2, 6}); }},
-      {"index_select", shapes({{5, 3}}), [ids](const V& x) { return index_select(x[0], 0, ids({4, 0, 4}).to(x[0].device())); }},
-      {"embedding", shapes({{6, 3}}),
-       [ids](const V& x) { return embedding(x[0], ids({1, 5, 1, 0}).reshape({2, 2}).to(x[0].device())); }},
-      {"patchify", shapes({{2, 3, 4, 4}}), [](const V& x) { return patchify(x[0], 2); }},
-      {"topk_indices (strided rows), as index_select's index", shapes({{7, 2}}),
-       [](const V& x) {
-         const Tensor<T> rows = x[0].t();  // [2, 7]
-         return index_select(rows, 1, topk_indices(rows, 3).slice(0, 1, 2).reshape({-1}));
-       }},
-      {"views", shapes({{2, 3, 4}}),
-       [](const V& x) {
-         return x[0].permute({2, 0, 1}).slice(0, 1, 4, 2).transpose(1, 2).contiguous().reshape({-1}) +
-                x[0].slice(2, 0, 1).expand({2, 3, 4}).reshape({-1}).slice(0, 0, 12);
-       }},
-      {"scaled_dot_product_attention", shapes({{2, 3, 4}, {2, 5, 4}, {2, 5, 3}}),
-       [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }},
-      {"multi_head_attention, masked", shapes({{2, 3, 8}, {2, 5, 8}, {2, 5, 8}}),
-       [](const V& x) {
-         Tensor<T> mask = Tensor<T>::zeros({1, 1, 1, 5}, Device::cpu());
-         mask.data()[4] = -std::numeric_limits<T>::infinity();
-         return multi_head_attention(x[0], x[1], x[2], 2, mask.to(x[0].device()));
-       }},
-      {"softmax, a fully masked row", shapes({{3, 4}}),
-       [](const V& x) {
-         Tensor<T> mask = Tensor<T>::zeros({3, 1}, Device::cpu());
-         mask.data()[1] = -std::numeric_limits<T>::infinity();
-         return softmax(x[0] + mask.to(x[0].device()));
-       }},
-      {"multi_head_attention, a fully masked query", shapes({{2, 3, 8}, {2, 5, 8}, {2, 5, 8}}),
-       [](const V& x) {
-         Tensor<T> mask = Tensor<T>::zeros({1, 1, 3, 1}, Device::cpu());
-         mask.data()[0] = -std::numeric_limits<T>::infinity();
-         return multi_head_attention(x[0], x[1], x[2], 2, mask.to(x[0].device()));
-       }},
-      {"multi_head_attention_packed", shapes({{2, 4, 12}}),
-       [](const V& x) { return multi_head_attention_packed(x[0], 2); }},
-      {"multi_head_attention_packed_at", shapes({{2, 4, 12}}),
-       [](const V& x) { return multi_head_attention_packed_at(x[0], 3, 2); }},
-      {"sigmoid_loss naive", shapes({{6, 4}, {6, 4}, {1}, {1}}),
-       [](const V& x) { return loss::sigmoid_loss(x[0], x[1], x[2], x[3], loss::SigmoidImpl::Naive); }},
-      {"sigmoid_loss tiled", shapes({{7, 4}, {7, 4}, {1}, {1}}),
-       [](const V& x) { return loss::sigmoid_loss(x[0], x[1], x[2], x[3], loss::SigmoidImpl::Tiled, 3); }},
-      {"softmax_loss", shapes({{6, 4}, {6, 4}, {1}}), [](const V& x) { return loss::softmax_loss(x[0], x[1], x[2]); }},
-      {"to the host and back", shapes({{3, 2}}), [](const V& x) { return (x[0].to(Device::cpu()) * T(3)).to(x[0].device()); }},
-      {"cast from int64 and the other float type, eq, as factors", shapes({{5}}),
-       [ids](const V& x) {
-         using Other = std::conditional_t<std::is_same_v<T, float>, double, float>;
-         const Device d = x[0].device();
-         const Tensor<T> v = x[0].detach(), zero = Tensor<T>::scalar(T(0), d);
-         return x[0] * cast<T>(ids({3, -1, 0, 2, 7}).to(d)) + x[0] * eq(maximum(v, zero), v) +
-                x[0] * cast<T>(Tensor<Other>::from_vector({0.1, 0.7, -1.3, 2, 5}, d));
-       }},
-      {"arange, randn, uniform, bernoulli and dropout, drawn on the device", shapes({{2, 6}}),
-       [](const V& x) {
-         Generator gen(17);
-         const Device d = x[0].device();
-         return dropout(x[0], 0.3, gen, true) * Tensor<T>::arange(T(-1), T(2), T(0.25), d).reshape({2, 6}) +
-                Tensor<T>::randn({2, 6}, gen, T(1), T(2), d) * Tensor<T>::uniform({6}, gen, T(-1), T(1), d) +
-                x[0] * Tensor<T>::bernoulli({2, 1}, gen, T(0.5), T(3), d);
-       }},
-  };
-}
-
-/// The op on `device`: its output and the gradient of sum(output * weights) with respect to every input, all
-/// copied to the host.
-template <typename T>
-std::vector<std::vector<T>> run_on(const OpCase<T>& c, Device device, uint64_t seed) {
-  Generator gen(seed);
-  std::vector<Tensor<T>> xs;
-  for (const Tensor<T>& x : c.inputs(gen)) {
-    xs.push_back(x.to(device).set_requires_grad());
-  }
-  const Tensor<T> y = c.op(xs);
-  REQUIRE(y.device() == device);
-  std::vector<std::vector<T>> out{y.to_vector()};
-  const Tensor<T> weights = Tensor<T>::randn(y.shape(), gen).to(device);
-  sum(y * weights).backward();
-  for (const Tensor<T>& x : xs) {
-    REQUIRE(x.grad().defined());
-    CHECK(x.grad().device() == device);
-    out.push_back(x.grad().to_vector());
-  }
-  return out;
-}
-
-template <typename T>
-void check_op_table() {
-  for (const OpCase<T>& c : op_table<T>()) {
-    INFO(c.name);
-    const auto cpu = run_on(c, Device::cpu(), 7), far = run_on(c, far_device(), 7);
-    REQUIRE(cpu.size() == far.size());
-    for (size_t i = 0; i < cpu.size(); ++i) {
-      INFO((i == 0 ? std::string("output") : "gradient of input " + std::to_string(i - 1)));
-      CHECK(cpu[i] == far[i]);
-    }
-  }
-}
 
 /// Whether a forked process survives reading the float at p (it exits 0 after the read; a fault kills it).
 bool read_survives(const float* p) {
@@ -257,32 +92,6 @@ TEST_CASE("far: the gradient of to() flows back to the source device", "[far]") 
   REQUIRE(x.grad().defined());
   CHECK(x.grad().device() == Device::cpu());
   CHECK(x.grad().to_vector() == std::vector<double>{2, 4, 6});
-}
-
-TEST_CASE("far: every op of the table gives the CPU's values and gradients bit for bit (double)", "[far]") {
-  check_op_table<double>();
-}
-
-TEST_CASE("far: every op of the table gives the CPU's values and gradients bit for bit (float)", "[far]") {
-  check_op_table<float>();
-}
-
-TEST_CASE("op table: every row's gradients agree with central differences in double", "[far][gradcheck]") {
-  for (const OpCase<double>& c : op_table<double>()) {
-    INFO(c.name);
-    Generator gen(11);
-    std::vector<Tensor<double>> xs = c.inputs(gen);
-    for (Tensor<double>& x : xs) x.set_requires_grad();
-    const GradcheckResult r = gradcheck(c.op, xs);
-    INFO(r.message);
-    CHECK(r.ok);
-  }
-}
-
-TEST_CASE("far: an index out of range is an error on the far device too", "[far]") {
-  const Tensor<float> w = Tensor<float>::ones({4, 2}, far_device());
-  CHECK_THROWS_WITH(embedding(w, Tensor<int64_t>::from_vector({1, 4}, far_device())),
-                    Contains("index 4") && Contains("[0, 4)"));
 }
 
 TEST_CASE("far: a model moved with Module::to gives the CPU's outputs, gradients and AdamW step", "[far]") {
