@@ -7,6 +7,9 @@
 #include <siglite/data/manifest.hpp>
 #include <siglite/data/shapes.hpp>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -286,6 +289,45 @@ TEST_CASE("FashionMnist: missing and corrupt files are clear errors", "[data]") 
     write_gz(images, be32(2051) + be32(3) + be32(4) + be32(5) + std::string(60, '\0'));
     CHECK_THROWS_WITH(FashionMnist(d), Contains("4x5 images"));
   }
+}
+
+TEST_CASE("read_idx: a 26-byte file whose header claims 3.2 GB is refused without allocating them", "[data]") {
+  // Found by libFuzzer: dimensions 8 x 50332675 x 8, then 10 bytes of data.
+  const std::string found("\x00\x00\x08\x03\x00\x00\x00\x08\x03\x00\x04\x03\x00\x00\x00\x08"
+                          "\x03\x00\x04\x03\x00\x00\x05\x00\x00\x00", 26);
+  TempDir dir;
+  const fs::path path = dir / "claims-3.2GB-idx3-ubyte";
+  write_bytes(path, found);
+  CHECK_THROWS_WITH(read_idx(path.string(), 2051), Contains(path.string()) && Contains("truncated") &&
+                                                        Contains("10 of 3221291200 data bytes"));
+#if defined(__SANITIZE_ADDRESS__)
+  WARN("the address-space limit is not checked under AddressSanitizer, which reserves terabytes of shadow memory");
+#else
+  // In a child whose address space may grow by 1 GiB at most, the same read must end in that Error, not in
+  // std::bad_alloc.
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::ifstream statm("/proc/self/statm");
+    size_t pages = 0;
+    statm >> pages;
+    const rlim_t limit = pages * static_cast<size_t>(sysconf(_SC_PAGESIZE)) + (rlim_t(1) << 30);
+    const rlimit r{limit, limit};
+    if (setrlimit(RLIMIT_AS, &r) != 0) _exit(3);
+    try {
+      read_idx(path.string(), 2051);
+    } catch (const Error&) {
+      _exit(0);
+    } catch (...) {
+      _exit(1);
+    }
+    _exit(2);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // 1: another exception (std::bad_alloc), 2: no error, 3: no limit set
+#endif
 }
 
 TEST_CASE("Shapes: deterministic, in range, varied captions", "[data]") {

@@ -3,6 +3,7 @@
 #pragma once
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -24,7 +25,8 @@ struct IdxFile {
 
 /// Reads an IDX file of unsigned bytes (type 0x08), gzip-compressed or plain (zlib reads both).
 /// `expected_magic` is the whole 32-bit magic number (2049 for labels, 2051 for images).
-/// A wrong magic number, a short or overlong file or a corrupt gzip stream is an Error naming the file.
+/// A wrong magic number, a short or overlong file or a corrupt gzip stream is an Error naming the file; memory
+/// grows with the data read, never to a size only the header claims.
 inline IdxFile read_idx(const std::string& path, uint32_t expected_magic) {
   struct Closer {
     void operator()(gzFile f) const { gzclose(f); }
@@ -69,10 +71,16 @@ inline IdxFile read_idx(const std::string& path, uint32_t expected_magic) {
     SIGLITE_CHECK(total <= (uint64_t(1) << 34), "read_idx: '", path, "' declares more than 16 GiB of data");
     idx.dims.push_back(extent);
   }
-  idx.data.resize(static_cast<size_t>(total));
-  const size_t got = read(idx.data.data(), idx.data.size());
-  SIGLITE_CHECK(got == idx.data.size(), "read_idx: '", path, "' is truncated: ", got, " of ", total,
-                " data bytes present");
+  // The header's claim is not trusted with memory: the data grows with what the file really holds, 16 MiB at a
+  // time, so a short file with a huge header allocates in proportion to its own size, not to the claim.
+  constexpr size_t kChunk = size_t(1) << 24;
+  while (idx.data.size() < total) {
+    const size_t have = idx.data.size(), want = std::min<size_t>(static_cast<size_t>(total) - have, kChunk);
+    idx.data.resize(have + want);
+    const size_t got = read(idx.data.data() + have, want);
+    SIGLITE_CHECK(got == want, "read_idx: '", path, "' is truncated: ", have + got, " of ", total,
+                  " data bytes present");
+  }
   unsigned char extra;
   SIGLITE_CHECK(read(&extra, 1) == 0, "read_idx: '", path, "' has data beyond the ", total,
                 " bytes its header declares");
