@@ -1,4 +1,5 @@
-// CPU kernels: strided copy and conversion, fill, arange, random numbers, broadcast binary ops, unary ops and their derivatives, reductions.
+// CPU kernels: strided copy and conversion, fill, arange, random numbers, broadcast binary ops, unary ops and
+// their derivatives, reductions.
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
