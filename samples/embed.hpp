@@ -83,10 +83,11 @@ inline Tensor<float> load_images(const std::vector<std::string>& paths, const mo
 
 
 /// The inputs siglite-embed was given, each kind from one source: `input` a safetensors file (empty: none),
-/// `images` image files and `texts` texts (empty: none), checked against the model's config.
+/// `images` image files and `texts` texts (empty: none), checked against the model's config. `tok` tokenises
+/// the texts; it may be null when there are none (input_ids need no tokenizer).
 inline Inputs collect(const std::string& input, const std::vector<std::string>& images,
                       const std::vector<std::string>& texts, const models::SiglipConfig& config,
-                      const data::Tokenizer& tok) {
+                      const data::Tokenizer* tok) {
   SIGLITE_CHECK(!input.empty() || !images.empty() || !texts.empty(),
                 "siglite-embed: nothing to embed; give --input, --images or --texts (see --help)");
   Inputs in;
@@ -98,7 +99,8 @@ inline Inputs collect(const std::string& input, const std::vector<std::string>& 
   }
   if (!texts.empty()) {
     SIGLITE_CHECK(!in.ids.defined(), "siglite-embed: texts come from both --texts and the input's input_ids; give one");
-    in.ids = tok.batch(texts, config.text.max_position_embeddings);
+    SIGLITE_CHECK(tok != nullptr, "siglite-embed: --texts needs a tokenizer");
+    in.ids = tok->batch(texts, config.text.max_position_embeddings);
   }
   if (in.pixels.defined()) check_pixels(in.pixels, config.vision);
   if (in.ids.defined()) check_ids(in.ids, config.text);

@@ -15,7 +15,8 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: siglite-embed --checkpoint DIR --output OUT.safetensors INPUTS
   --checkpoint DIR   a siglite-train output directory (config.json, model.safetensors, word_tokenizer.json)
-                     or an HF SigLIP directory (config.json, model.safetensors, spiece.model)
+                     or an HF SigLIP directory (config.json, model.safetensors, spiece.model); the tokenizer
+                     is read only for --texts
   --output FILE      receives image_embeds [N, E] and/or text_embeds [M, E], L2-normalised, F32
   --device NAME      cpu (default) or cuda[:N]
   --threads N        OpenMP threads (default: all cores)
@@ -24,7 +25,7 @@ inputs, at least one:
                      to the model's channels and size) and/or input_ids [M, L] (I64 or I32, L at most the
                      model's text length)
   --images FILE...   PNG, JPEG or BMP files, resized and normalised as JSONL manifest images are
-  --texts TEXT...    texts, tokenised with the checkpoint's tokenizer
+  --texts TEXT...    texts, tokenised with the checkpoint's tokenizer (which must then be there)
 --images and --texts take every argument up to the next one that starts with --.
 )";
 
@@ -45,9 +46,12 @@ int main(int argc, char** argv) {
     const auto model = io::load_pretrained(dir);
     model->to(device);
     const models::SiglipConfig& config = model->config();
-    const auto tok = io::load_tokenizer(dir, config.text.vocab_size);
+    // A tokenizer is needed only for texts given as strings: a directory without one (what transformers'
+    // save_pretrained writes) embeds pixel_values and input_ids.
+    const std::vector<std::string> texts = args.list("texts");
+    const auto tok = texts.empty() ? nullptr : io::load_tokenizer(dir, config.text.vocab_size);
 
-    const embed::Inputs in = embed::collect(args.get("input", ""), args.list("images"), args.list("texts"), config, *tok);
+    const embed::Inputs in = embed::collect(args.get("input", ""), args.list("images"), texts, config, tok.get());
     const io::TensorMap out = embed::embeddings(*model, in);
     nlohmann::ordered_json summary = {{"output", args.get("output", "")}};
     if (in.pixels.defined()) summary["images"] = in.pixels.size(0);

@@ -2,7 +2,8 @@
 # siglite-train, siglite-eval and siglite-embed on the far test device (their copies NAME-far with --device far)
 # give the CPU's results bit for bit: 20 training steps on Fashion-MNIST (progress, summary, every file of the
 # checkpoint), the evaluation's JSON line and the embeddings file. Timings are left out of the comparison. Then
-# a device the program lacks is a one-line error. Usage: programs_on_far.sh BIN_DIR WORK_DIR; exits 77 (skipped)
+# a device the program lacks is a one-line error, and siglite-embed embeds images from a directory without a
+# tokenizer (as transformers' save_pretrained writes one) but refuses texts there. Usage: programs_on_far.sh BIN_DIR WORK_DIR; exits 77 (skipped)
 # without the dataset.
 set -euo pipefail
 bin=$1
@@ -62,4 +63,21 @@ for device in cuda far; do
     echo "refused: $out"
   fi
 done
+
+mkdir -p "$work/no_tokenizer"
+cp "$work/cpu/config.json" "$work/cpu/model.safetensors" "$work/no_tokenizer/"
+if ! "$bin/siglite-embed" --checkpoint "$work/no_tokenizer" --images "$work/cpu/loss.png" \
+     --output "$work/no_tokenizer.embed.safetensors" > /dev/null; then
+  echo "siglite-embed --images failed on a directory without a tokenizer"
+  status=1
+fi
+if out=$("$bin/siglite-embed" --checkpoint "$work/no_tokenizer" --texts "a shirt" --output "$work/x.safetensors" 2>&1); then
+  echo "siglite-embed --texts ran without a tokenizer"
+  status=1
+elif [[ "$out" != *"holds no tokenizer"* ]]; then
+  echo "siglite-embed --texts without a tokenizer: $out"
+  status=1
+else
+  echo "refused: $out"
+fi
 exit $status

@@ -3,6 +3,7 @@
 // that tests/reference/make_model_golden.py writes.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <siglite/io/checkpoint.hpp>
 #include <siglite/loss/sigmoid.hpp>
@@ -247,6 +248,45 @@ TEST_CASE("model: an HF directory loads, and a saved one reproduces the outputs 
   CHECK(again->config().to_json() == model->config().to_json());
   // transformers' from_pretrained refuses a safetensors file without format "pt" in its metadata.
   CHECK(io::read_safetensors(dir / "model.safetensors").metadata.at("format") == "pt");
+}
+
+TEST_CASE("model: a sharded HF directory (model.safetensors.index.json) loads as the single file does", "[model]") {
+  const io::TensorMap all = io::load_safetensors(kTiny / "model.safetensors");
+  const TempDir dir;
+  std::filesystem::copy_file(kTiny / "config.json", dir / "config.json");
+  io::TensorMap shards[2];
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  const char* names[2] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+  size_t k = 0;
+  for (const auto& [name, t] : all) {
+    shards[k % 2][name] = t;
+    index["weight_map"][name] = names[k % 2];
+    ++k;
+  }
+  for (int i = 0; i < 2; ++i) io::save_safetensors(dir / names[i], shards[i]);
+  const auto write_index = [&](const nlohmann::json& j) {
+    std::ofstream(dir / "model.safetensors.index.json") << j.dump();
+  };
+  write_index(index);
+  const auto sharded = io::load_pretrained(dir.path), single = io::load_pretrained(kTiny);
+  for (const auto& [name, t] : single->state_dict()) {
+    INFO(name);
+    CHECK(sharded->state_dict().at(name).to_vector() == t.to_vector());
+  }
+  nlohmann::json wrong = index;
+  wrong["weight_map"]["logit_bias"] = index["weight_map"]["logit_bias"].get<std::string>() == names[0] ? names[1] : names[0];
+  write_index(wrong);
+  CHECK_THROWS_WITH(io::load_pretrained(dir.path), Contains("holds no tensor logit_bias") && Contains("places there"));
+  wrong = index;
+  wrong["weight_map"]["logit_bias"] = "../model.safetensors";
+  write_index(wrong);
+  CHECK_THROWS_WITH(io::load_pretrained(dir.path), Contains("not a file name in the directory"));
+  wrong = index;
+  wrong["weight_map"].erase("logit_bias");
+  write_index(wrong);
+  CHECK_THROWS_WITH(io::load_pretrained(dir.path), Contains("load_pretrained") && Contains("missing: logit_bias"));
+  std::ofstream(dir / "model.safetensors.index.json") << "{\"weight_map\": 3}";
+  CHECK_THROWS_WITH(io::load_pretrained(dir.path), Contains("is not JSON with a weight_map object"));
 }
 
 TEST_CASE("InferenceMode: the outputs of NoGradGuard bit for bit, each weight packed once a scope", "[model]") {

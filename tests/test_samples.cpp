@@ -52,7 +52,7 @@ TEST_CASE("siglite-embed: pixel_values and input_ids give the model's L2-normali
   write_i64(f.dir / "ids.safetensors", "input_ids", {4, 5, 1, 3, 1, 1}, {2, 3});
 
   const embed::Inputs in = embed::collect((f.dir / "pixels.safetensors").string(), {}, {"a shirt", "a bag"}, f.config,
-                                          f.tok);
+                                          &f.tok);
   const io::TensorMap out = embed::embeddings(f.model, in);
   REQUIRE(out.count("image_embeds"));
   REQUIRE(out.count("text_embeds"));
@@ -72,7 +72,8 @@ TEST_CASE("siglite-embed: pixel_values and input_ids give the model's L2-normali
   }
   CHECK(out.at("text_embeds").shape() == Shape({2, 128}));
 
-  const embed::Inputs ids = embed::collect((f.dir / "ids.safetensors").string(), {}, {}, f.config, f.tok);
+  // input_ids need no tokenizer.
+  const embed::Inputs ids = embed::collect((f.dir / "ids.safetensors").string(), {}, {}, f.config, nullptr);
   CHECK_FALSE(ids.pixels.defined());
   CHECK(ids.ids.to_vector() == std::vector<int64_t>{4, 5, 1, 3, 1, 1});
 }
@@ -93,7 +94,7 @@ TEST_CASE("siglite-embed: every bad input is an error that says what is wrong", 
 
   const auto collect = [&](const std::string& input, const std::vector<std::string>& images,
                            const std::vector<std::string>& texts) {
-    return embed::collect(input, images, texts, f.config, f.tok);
+    return embed::collect(input, images, texts, f.config, &f.tok);
   };
   CHECK_THROWS_WITH(collect("", {}, {}), Contains("nothing to embed"));
   CHECK_THROWS_WITH(collect(path("missing.safetensors"), {}, {}), Contains("missing.safetensors"));
@@ -111,6 +112,7 @@ TEST_CASE("siglite-embed: every bad input is an error that says what is wrong", 
   CHECK_THROWS_WITH(collect(path("ids.safetensors"), {}, {"a shirt"}),
                     Contains("texts come from both --texts and the input's input_ids"));
   CHECK_THROWS_WITH(collect("", {path("no_such_image.png")}, {}), Contains("no_such_image.png"));
+  CHECK_THROWS_WITH(embed::collect("", {}, {"a shirt"}, f.config, nullptr), Contains("--texts needs a tokenizer"));
   std::ofstream(f.dir / "not_an_image.png") << "plain text";
   CHECK_THROWS_WITH(collect("", {path("not_an_image.png")}, {}), Contains("not_an_image.png"));
 }
