@@ -116,7 +116,8 @@ class JsonlManifest : public Dataset {
     if (!fs::is_regular_file(rec.resolved, ec))
       return siglite::detail::cat("image '", rec.image, "' not found (looked for '", rec.resolved, "')");
     const std::string why = probe_image(rec.resolved);
-    if (!why.empty()) return siglite::detail::cat("image '", rec.image, "' is not a readable PNG or JPEG (", why, ")");
+    if (!why.empty())
+      return siglite::detail::cat("image '", rec.image, "' is not a readable PNG, JPEG or BMP (", why, ")");
     return {};
   }
 
