@@ -532,6 +532,30 @@ TEST_CASE("config: HF config.json form, presets and errors", "[nn]") {
   CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("hidden_act 'relu'"));
   j = bench.to_json();
   j["text_config"]["hidden_size"] = "wide";
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("hidden_size must be an integer, got \"wide\""));
+  j["text_config"]["hidden_size"] = 1e300;  // a cast to int64_t would be undefined behaviour
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("hidden_size must be an integer, got 1e+300"));
+  j = bench.to_json();
+  j["text_config"]["layer_norm_eps"] = "small";
   CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("wrong type"));
+  // Absurd sizes are refused by validation, with the limit named.
+  j = bench.to_json();
+  j["vision_config"]["intermediate_size"] = 1 << 20;
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j),
+                    Contains("vision_config.intermediate_size = 1048576 is larger than the limit of 65536"));
+  j = bench.to_json();
+  j["text_config"]["vocab_size"] = int64_t(1) << 40;
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("text_config.vocab_size") && Contains("limit of 4194304"));
+  j = bench.to_json();
+  j["vision_config"]["image_size"] = 4096;
+  j["vision_config"]["patch_size"] = 2;
+  CHECK_THROWS_WITH(SiglipConfig::from_json(j), Contains("makes 4194304 patches, more than the limit of 1048576"));
+  // A file's errors name the file.
+  TempDir dir;
+  j = bench.to_json();
+  j["text_config"]["hidden_act"] = "relu";
+  std::ofstream((dir / "config.json").string()) << j.dump();
+  CHECK_THROWS_WITH(SiglipConfig::load((dir / "config.json").string()),
+                    Contains((dir / "config.json").string()) && Contains("hidden_act 'relu'"));
   CHECK_THROWS_WITH(SiglipConfig::load("/nonexistent/config.json"), Contains("cannot open"));
 }

@@ -131,24 +131,31 @@ struct SiglipConfig {
 
   /// Checks that the sizes make a model; throws naming the offending key.
   void validate() const {
-    const auto positive = [](int64_t v, const char* key) {
+    // Sizes far beyond any SigLIP (the paper's largest, g/16, is 1536 wide and 40 deep) are refused here, with the
+    // limit named, instead of by an allocation the size of the model they describe.
+    const auto positive = [](int64_t v, const char* key, int64_t limit = int64_t(1) << 16) {
       SIGLITE_CHECK(v > 0, "SiglipConfig: ", key, " = ", v, " must be positive");
+      SIGLITE_CHECK(v <= limit, "SiglipConfig: ", key, " = ", v, " is larger than the limit of ", limit);
     };
     positive(vision.hidden_size, "vision_config.hidden_size");
     positive(vision.intermediate_size, "vision_config.intermediate_size");
-    positive(vision.num_hidden_layers, "vision_config.num_hidden_layers");
+    positive(vision.num_hidden_layers, "vision_config.num_hidden_layers", 1024);
     positive(vision.num_attention_heads, "vision_config.num_attention_heads");
-    positive(vision.num_channels, "vision_config.num_channels");
+    positive(vision.num_channels, "vision_config.num_channels", 64);
     positive(vision.patch_size, "vision_config.patch_size");
-    positive(text.vocab_size, "text_config.vocab_size");
+    positive(vision.image_size, "vision_config.image_size");
+    positive(text.vocab_size, "text_config.vocab_size", int64_t(1) << 22);
     positive(text.hidden_size, "text_config.hidden_size");
     positive(text.intermediate_size, "text_config.intermediate_size");
-    positive(text.num_hidden_layers, "text_config.num_hidden_layers");
+    positive(text.num_hidden_layers, "text_config.num_hidden_layers", 1024);
     positive(text.num_attention_heads, "text_config.num_attention_heads");
     positive(text.max_position_embeddings, "text_config.max_position_embeddings");
     positive(text.projection_size, "text_config.projection_size");
     SIGLITE_CHECK(vision.image_size > 0 && vision.image_size % vision.patch_size == 0, "SiglipConfig: image_size ",
                   vision.image_size, " is not a multiple of patch_size ", vision.patch_size);
+    const int64_t side = vision.image_size / vision.patch_size;
+    SIGLITE_CHECK(side * side <= (int64_t(1) << 20), "SiglipConfig: image_size / patch_size = ", side, " makes ",
+                  side * side, " patches, more than the limit of ", int64_t(1) << 20);
     SIGLITE_CHECK(vision.hidden_size % vision.num_attention_heads == 0, "SiglipConfig: vision hidden_size ",
                   vision.hidden_size, " is not divisible by ", vision.num_attention_heads, " heads");
     SIGLITE_CHECK(text.hidden_size % text.num_attention_heads == 0, "SiglipConfig: text hidden_size ",
@@ -189,9 +196,14 @@ struct SiglipConfig {
   static SiglipConfig from_json(const nlohmann::json& j) {
     SIGLITE_CHECK(j.is_object(), "SiglipConfig: the config is not a JSON object");
     SiglipConfig c;
+    // Integers must be JSON integers: nlohmann would cast 1e300 to int64_t, which is undefined behaviour.
     const auto reader = [](const nlohmann::json& o) {
       return [&o](const char* key, auto& field) {
-        if (o.contains(key) && !o.at(key).is_null()) o.at(key).get_to(field);
+        if (!o.contains(key) || o.at(key).is_null()) return;
+        if constexpr (std::is_same_v<std::decay_t<decltype(field)>, int64_t>)
+          SIGLITE_CHECK(o.at(key).is_number_integer(), "SiglipConfig: ", key, " must be an integer, got ",
+                        o.at(key).dump());
+        o.at(key).get_to(field);
       };
     };
     try {
@@ -227,7 +239,11 @@ struct SiglipConfig {
     } catch (const nlohmann::json::exception& e) {
       throw Error(detail::cat("SiglipConfig: ", path, " is not valid JSON: ", e.what()));
     }
-    return from_json(j);
+    try {
+      return from_json(j);
+    } catch (const Error& e) {
+      throw Error(detail::cat(path, ": ", e.what()));
+    }
   }
 
   /// Presets: fmnist-tiny, bench-tiny, b16 (the paper's B/16 at 224 px).
