@@ -70,7 +70,7 @@ class Backend {
 
 /// A Backend whose kernel sets are K<float>, K<double> and M<int64_t>, made with it: what a backend declares
 /// beside them is its name, its devices and their allocators.
-template <template <typename> class K, template <typename> class M>
+template <template <typename...> class K, template <typename...> class M>
 class BackendOf : public Backend {
  public:
   const kernels::Kernels<float>& f32() const override { return f32_; }
