@@ -322,4 +322,14 @@ TEST_CASE("SentencePieceTokenizer keeps the word-boundary mark for a model witho
   CHECK(tok.encode_padded("a photo", 8).back() == tok.eos_id());
 }
 
+TEST_CASE("SentencePieceTokenizer: a model the library's trie builder throws on is an Error naming the file",
+          "[tokenizer]") {
+  // Found by libFuzzer (tests/fuzz): a piece holding a NUL byte made sentencepiece throw Darts' exception
+  // ("zero-length key") out of SentencePieceProcessor::Load.
+  const std::string path = std::string(SIGLITE_TEST_DATA) + "/../fuzz/corpus/sentencepiece/darts-zero-length-key.model";
+  REQUIRE(fs::is_regular_file(path));
+  CHECK_THROWS_WITH(SentencePieceTokenizer(path), Contains(path) && Contains("cannot load the model") &&
+                                                      Contains("zero-length key"));
+}
+
 #endif  // SIGLITE_WITH_SENTENCEPIECE

@@ -55,7 +55,13 @@ class SentencePieceTokenizer : public Tokenizer {
     const std::string where = siglite::detail::cat("SentencePieceTokenizer: ", path_.string());
     SIGLITE_CHECK(std::filesystem::is_regular_file(path_), where, ": no such file");
     auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
-    const auto status = sp->Load(path_.string());
+    // Some malformed models make the library throw (its trie builder's Darts exceptions) instead of failing.
+    sentencepiece::util::Status status;
+    try {
+      status = sp->Load(path_.string());
+    } catch (const std::exception& e) {
+      throw Error(siglite::detail::cat(where, ": cannot load the model (", e.what(), ")"));
+    }
     SIGLITE_CHECK(status.ok(), where, ": cannot load the model (", status.ToString(), ")");
     const int eos = sp->PieceToId("</s>");
     // PieceToId answers the unk id for a missing piece.
