@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds siglite and runs the whole test suite twice: an optimised
 # build, and a build with AddressSanitizer and UndefinedBehaviorSanitizer. Each runs the suite on the CPU and
-# again on the far test device, and the programs on both (tests/programs_on_far.sh).
+# again on the far test device, and the programs on both (tests/programs_on_far.sh). Then every fuzz target
+# (tests/fuzz) runs for 30 seconds on top of its seed corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .ci/install-deps
@@ -18,3 +19,9 @@ cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSIGLITE_SANITIZ
 cmake --build build-sanitize -j "$jobs"
 (cd build-sanitize && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure)
+
+echo "== fuzz targets (libFuzzer, ASan + UBSan), 30 s each"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ -DSIGLITE_FUZZ=ON \
+      -DSIGLITE_BUILD_TESTS=OFF -DSIGLITE_BUILD_SAMPLES=OFF -DSIGLITE_BUILD_BENCH=OFF
+cmake --build build-fuzz -j "$jobs"
+tests/fuzz/run.sh build-fuzz 30 "$jobs"
