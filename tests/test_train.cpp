@@ -76,7 +76,8 @@ TEST_CASE("train: the loss falls and zero-shot classification learns the classes
   CHECK(r.history.back().loss < 0.5 * r.history.front().loss);
   const eval::ZeroShotResult z = eval::zero_shot(model, tok, ds, {"a {} tile"});
   CHECK(z.top1 > 0.9);
-  // Captions repeat per class and a tie with the true caption counts as found.
+  // Captions repeat per class: a tie with an identical caption counts as found, one with another class's as a miss,
+  // so a text tower that embeds the four captions alike would score 0 here.
   CHECK(eval::retrieval(model, tok, ds, ds.size()).i2t_r1 > 0.9);
 }
 
@@ -218,17 +219,32 @@ TEST_CASE("eval: shapes scores split held-out pairs from seen ones, by colour an
   CHECK_THROWS_WITH(eval::shapes_scores(data::Shapes(0), z), Contains("train split"));
 }
 
-TEST_CASE("eval: retrieval places each item among the others, a tie with its own counting as found", "[eval]") {
-  // Text 2 repeats text 0, so image 0 and image 2 each tie their own caption with the other's: both found.
+TEST_CASE("eval: retrieval places each item among the others, a tie counting as found only within its group",
+          "[eval]") {
+  // Text 2 repeats text 0 (and image 2 image 0), so image 0 and image 2 each tie their own caption with the other's.
   const Tensor<float> images = Tensor<float>::from_vector({1, 0, 0, 1, 1, 0, 0.6f, 0.8f}, {4, 2});
   const Tensor<float> texts = Tensor<float>::from_vector({1, 0, 0, 1, 1, 0, -1, 0}, {4, 2});
-  const eval::RetrievalResult r = eval::retrieval(images, texts);
-  CHECK(r.i2t_r1 == 0.75);  // image 3 scores texts 1, 0 and 2 above its own
-  CHECK(r.i2t_r5 == 1.0);
-  CHECK(r.t2i_r1 == 0.75);  // image 1 scores text 3 above image 3 does
-  CHECK(r.t2i_r5 == 1.0);
-  CHECK(r.t2i_r10 == 1.0);
+  // Items 0 and 2 of one group: their ties are found.
+  const eval::RetrievalResult grouped = eval::retrieval(images, texts, {7, 1, 7, 3});
+  CHECK(grouped.i2t_r1 == 0.75);  // image 3 scores texts 1, 0 and 2 above its own
+  CHECK(grouped.i2t_r5 == 1.0);
+  CHECK(grouped.t2i_r1 == 0.75);  // image 1 scores text 3 above image 3 does
+  CHECK(grouped.t2i_r5 == 1.0);
+  CHECK(grouped.t2i_r10 == 1.0);
+  // Every item its own group: the ties of 0 and 2 are misses at 1, found at 5.
+  const eval::RetrievalResult distinct = eval::retrieval(images, texts);
+  CHECK(distinct.i2t_r1 == 0.25);
+  CHECK(distinct.i2t_r5 == 1.0);
+  CHECK(distinct.t2i_r1 == 0.25);
+  CHECK(distinct.t2i_r5 == 1.0);
+  // A text tower that embeds every caption alike finds nothing at 1 (it found everything when ties counted).
+  const Tensor<float> collapsed = Tensor<float>::from_vector({1, 0, 1, 0, 1, 0, 1, 0}, {4, 2});
+  const eval::RetrievalResult none = eval::retrieval(images, collapsed);
+  CHECK(none.i2t_r1 == 0.0);
+  CHECK(none.t2i_r1 == 0.0);
+  CHECK(none.i2t_r5 == 1.0);  // among 4, every place is within 5
   CHECK_THROWS_WITH(eval::retrieval(images, texts.slice(0, 0, 3)), Contains("retrieval") && Contains("[3,2]"));
+  CHECK_THROWS_WITH(eval::retrieval(images, texts, {1, 2}), Contains("2 group ids for 4 items"));
 }
 
 TEST_CASE("eval: shapes_zero_shot and retrieval on a model agree with their parts", "[eval]") {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -134,23 +135,38 @@ struct RetrievalResult {
 };
 
 /// Recall at 1, 5, 10 of image-to-text and text-to-image retrieval, where image i and text i
-/// belong together. image_embeds [N, E], text_embeds [N, E], both normalised.
-inline RetrievalResult retrieval(const Tensor<float>& image_embeds, const Tensor<float>& text_embeds) {
+/// belong together. image_embeds [N, E], text_embeds [N, E], both normalised. `groups` (one id an item, or empty:
+/// every item its own group) says which items are interchangeable, such as examples with the same caption: an item
+/// that scores as high as the true one counts against it unless it is of the true one's group. A text tower that
+/// embeds every caption alike therefore finds nothing.
+inline RetrievalResult retrieval(const Tensor<float>& image_embeds, const Tensor<float>& text_embeds,
+                                 const std::vector<int64_t>& groups = {}) {
   SIGLITE_CHECK(image_embeds.dim() == 2 && image_embeds.shape() == text_embeds.shape(), "retrieval: embeddings of shapes ",
                 image_embeds.shape(), " and ", text_embeds.shape(), " are not both [N, E]");
+  const int64_t n = image_embeds.size(0);
+  SIGLITE_CHECK(groups.empty() || static_cast<int64_t>(groups.size()) == n, "retrieval: ", groups.size(),
+                " group ids for ", n, " items");
   NoGradGuard no_grad;
   using kernels::Binary;
   const Tensor<float> sim = matmul(image_embeds, text_embeds.t());  // [N images, N texts]
-  const int64_t n = sim.size(0);
-  // The diagonal (each pair's own score) as a view, and 1 where a score is strictly above it: (max(s, own) == s)
-  // - (s == own). Summed along a row it is the image's place among the texts, along a column the text's place.
+  // Group ids as dense indices (exact in float), and other[i, j] = 1 where items i and j are of different groups.
+  std::vector<float> ids(static_cast<size_t>(n));
+  std::map<int64_t, float> dense;
+  for (int64_t i = 0; i < n; ++i)
+    ids[size_t(i)] = groups.empty() ? float(i) : dense.emplace(groups[size_t(i)], float(dense.size())).first->second;
+  const Tensor<float> g = Tensor<float>::from_vector(ids, {n}, sim.device());
+  const Tensor<float> other = 1.0f - eq(g.reshape({n, 1}), g.reshape({1, n}));
+  // The diagonal (each pair's own score) as a view; an item counts against its pair when it scores strictly above
+  // it, (max(s, own) == s) - (s == own), or ties it from another group. Summed along a row it is the image's place
+  // among the texts, along a column the text's place among the images.
   const Tensor<float> own = sim.contiguous().reshape({-1}).slice(0, 0, n * n, n + 1);
-  const auto above = [&sim](const Tensor<float>& o) {
+  const auto before = [&sim, &other](const Tensor<float>& o) {
+    const Tensor<float> tie = siglite::detail::binary_raw(Binary::Eq, sim, o, "retrieval");
     const Tensor<float> at_least = siglite::detail::binary_raw(Binary::Eq, maximum(sim, o), sim, "retrieval");
-    return at_least - siglite::detail::binary_raw(Binary::Eq, sim, o, "retrieval");
+    return at_least - tie + tie * other;
   };
   const std::vector<float> places =
-      concat(std::vector<Tensor<float>>{sum(above(own.reshape({n, 1})), {1}), sum(above(own.reshape({1, n})), {0})})
+      concat(std::vector<Tensor<float>>{sum(before(own.reshape({n, 1})), {1}), sum(before(own.reshape({1, n})), {0})})
           .to_vector();  // [2N]: image to text, then text to image
   RetrievalResult r;
   for (int64_t i = 0; i < n; ++i) {
@@ -162,14 +178,17 @@ inline RetrievalResult retrieval(const Tensor<float>& image_embeds, const Tensor
   return r;
 }
 
-/// Retrieval among the first `n` examples of `ds`, each image with its own caption. Identical captions embed
-/// identically and so tie with the true one, which counts as found: with repeated captions (Fashion-MNIST's are
-/// templates filled with a class name) the recall measures matching at the level of what the captions tell apart.
+/// Retrieval among the first `n` examples of `ds`, each image with its own caption. Examples with identical captions
+/// form a group: they embed identically and so tie with the true one, which counts as found; with repeated captions
+/// (Fashion-MNIST's are templates filled with a class name) the recall measures matching at the level of what the
+/// captions tell apart. A tie between different captions counts as a miss.
 inline RetrievalResult retrieval(const models::SigLIP<float>& model, const data::Tokenizer& tok,
                                  const data::Dataset& ds, int64_t n) {
   SIGLITE_CHECK(n >= 1 && n <= ds.size(), "retrieval: ", n, " examples asked of a dataset of ", ds.size());
   InferenceMode inference;
   std::vector<Tensor<float>> images, texts;
+  std::vector<int64_t> groups;
+  std::map<std::string, int64_t> caption_group;
   const int64_t batch = 256;
   for (int64_t i = 0; i < n; i += batch) {
     std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, n - i)));
@@ -177,8 +196,10 @@ inline RetrievalResult retrieval(const models::SigLIP<float>& model, const data:
     const data::Batch b = data::make_batch(ds, idx);
     images.push_back(model.image_embeddings(b.images.to(model.device())));
     texts.push_back(text_embeddings(model, tok, b.captions));
+    for (const std::string& c : b.captions)
+      groups.push_back(caption_group.emplace(c, static_cast<int64_t>(caption_group.size())).first->second);
   }
-  return retrieval(concat(images, 0), concat(texts, 0));
+  return retrieval(concat(images, 0), concat(texts, 0), groups);
 }
 
 }  // namespace siglite::eval
