@@ -105,6 +105,13 @@ class Trainer {
   }
 
   void add_callback(Callback cb) { callbacks_.push_back(std::move(cb)); }
+
+  /// The clock that times the run and plans a time budget: seconds from any fixed origin, never decreasing.
+  /// std::chrono::steady_clock's by default; a test injects its own to make a budget's plan exact.
+  void set_clock(std::function<double()> seconds) {
+    SIGLITE_CHECK(seconds != nullptr, "Trainer::set_clock: an empty function");
+    clock_ = std::move(seconds);
+  }
   optim::Optimizer& optimizer() { return *optimizer_; }
   int64_t step() const { return step_; }
 
@@ -127,9 +134,8 @@ class Trainer {
 
   /// Trains until the planned steps are done or the time budget is spent.
   TrainResult run() {
-    using clock = std::chrono::steady_clock;
-    const auto start = clock::now();
-    const auto seconds = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
+    const double start = clock_();
+    const auto seconds = [&] { return clock_() - start; };
     data::Loader loader(ds_, tok_, opt_.batch_size, model_.config().text.max_position_embeddings, opt_.seed, step_);
     first_step_ = step_;
     const bool probed = planned_ == 0 && opt_.steps == 0;
@@ -301,6 +307,9 @@ class Trainer {
   TrainOptions opt_;
   std::unique_ptr<optim::AdamW> optimizer_;
   std::vector<Callback> callbacks_;
+  std::function<double()> clock_ = [] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
   Tensor<float> cache_;                             // SigLiT: rows of frozen image embeddings, on the device
   int64_t cached_ = 0;                              // rows of cache_ in use
   std::unordered_map<int64_t, int64_t> cache_row_;  // dataset index -> its row
