@@ -121,6 +121,13 @@ inline std::vector<Backend*> registered() {
 /// Whether a backend serves this device type.
 inline bool available(DeviceType type) { return detail::table()[static_cast<size_t>(type)] != nullptr; }
 
+/// How many devices of this type the process has: 0 where no backend serves the type (a build without it) or the
+/// backend finds none (a CUDA build on a machine without a GPU).
+inline int device_count(DeviceType type) {
+  Backend* b = detail::table()[static_cast<size_t>(type)];
+  return b ? b->device_count() : 0;
+}
+
 /// The backend of `d`'s type, after checking that `d` names one of its devices.
 inline Backend& of(Device d) {
   Backend* b = detail::table()[static_cast<size_t>(d.type())];

@@ -16,6 +16,7 @@
 #include "siglite/backends/backend.hpp"
 #include "siglite/core/device.hpp"
 #include "siglite/core/error.hpp"
+#include "siglite/core/precision.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -126,6 +127,21 @@ inline Device device(const Args& args) {
     return d;
   } catch (const Error& e) {
     throw Error(args.program() + ": --device " + text + ": " + e.what());
+  }
+}
+
+/// --precision fp32|tf32|bf16 (default fp32): sets float32_matmul_precision() for the run. tf32 lets a GPU multiply
+/// float32 matrices on TF32 tensor cores; the CPU computes float32 either way.
+inline void precision(const Args& args) {
+  const std::string text = args.get("precision", "fp32");
+  if (text == "fp32") {
+    set_float32_matmul_precision(MatmulPrecision::Highest);
+  } else if (text == "tf32") {
+    set_float32_matmul_precision(MatmulPrecision::High);
+  } else if (text == "bf16") {
+    throw Error(args.program() + ": --precision bf16: bf16 mixed precision is not implemented yet; fp32 and tf32 are");
+  } else {
+    throw Error(args.program() + ": --precision " + text + ": not one of fp32, tf32, bf16");
   }
 }
 

@@ -34,6 +34,7 @@ constexpr const char* kUsage = R"(usage: siglite-train --data fmnist|shapes|MANI
   --bias-lr-mult X       learning-rate multiplier of t' and b (default 1)
   --loss NAME            tiled (default), naive or softmax
   --device NAME          cpu (default) or cuda[:N]
+  --precision P          fp32 (default) or tf32: float32 GEMMs on TF32 tensor cores (CUDA); bf16 is not done yet
   --threads N            OpenMP threads (default: all cores)
   --seed N               seed of initialisation and data order (default 0)
   --out DIR              checkpoint directory (config.json, model.safetensors, optimizer, tokenizer, metrics)
@@ -47,7 +48,7 @@ constexpr const char* kUsage = R"(usage: siglite-train --data fmnist|shapes|MANI
 const cli::Spec kCli = {"siglite-train",
                         kUsage,
                         {"data", "preset", "config", "batch", "steps", "minutes", "lr", "wd", "warmup",
-                         "bias-lr-mult", "loss", "device", "threads", "seed", "out", "checkpoint-every", "resume", "lock-image",
+                         "bias-lr-mult", "loss", "device", "precision", "threads", "seed", "out", "checkpoint-every", "resume", "lock-image",
                          "eval-limit"},
                         {"skip-bad"},
                         {},
@@ -108,6 +109,7 @@ int main(int argc, char** argv) {
   try {
     const cli::Args args = cli::parse(kCli, argc, argv);
     const Device device = cli::device(args);
+    cli::precision(args);
     const std::string data_name = args.get("data", "");
     const auto seed = static_cast<uint64_t>(args.num("seed", 0));
     models::SiglipConfig config = args.has("config") ? models::SiglipConfig::load(args.get("config", ""))

@@ -2,9 +2,9 @@
 # siglite-train, siglite-eval and siglite-embed on the far test device (their copies NAME-far with --device far)
 # give the CPU's results bit for bit: 20 training steps on Fashion-MNIST (progress, summary, every file of the
 # checkpoint), the evaluation's JSON line and the embeddings file. Timings are left out of the comparison. Then
-# a device the program lacks is a one-line error, and siglite-embed embeds images from a directory without a
-# tokenizer (as transformers' save_pretrained writes one) but refuses texts there. Usage: programs_on_far.sh BIN_DIR WORK_DIR; exits 77 (skipped)
-# without the dataset.
+# a device the machine lacks is a one-line error, --precision tf32 gives the CPU's run and bf16 is refused, and
+# siglite-embed embeds images from a directory without a tokenizer (as transformers' save_pretrained writes one)
+# but refuses texts there. Usage: programs_on_far.sh BIN_DIR WORK_DIR; exits 77 (skipped) without the dataset.
 set -euo pipefail
 bin=$1
 work=$2
@@ -51,7 +51,8 @@ done
 [ "$files" -ge 5 ] || { echo "the checkpoint has only $files files"; status=1; }
 for f in train.json eval.json embed.safetensors; do compare "$work/cpu.$f" "$work/far.$f"; done
 
-# A device that this build lacks, and the far device in a program that does not register it: one line each.
+# cuda where this build or this machine lacks it, and the far device in a program that does not register it: one
+# line each.
 for device in cuda far; do
   if out=$("$bin/siglite-eval" --device "$device" --checkpoint "$work/cpu" --data fmnist 2>&1); then
     echo "siglite-eval --device $device ran"
@@ -63,6 +64,20 @@ for device in cuda far; do
     echo "refused: $out"
   fi
 done
+
+# --precision: tf32 trains (the CPU computes float32 either way: the same run), bf16 is a one-line error.
+"$bin/siglite-train" --precision tf32 --data fmnist --steps 20 --batch 64 --eval-limit 200 --out "$work/tf32" \
+  > /dev/null
+compare "$work/cpu/model.safetensors" "$work/tf32/model.safetensors"
+if out=$("$bin/siglite-train" --precision bf16 --data fmnist --steps 1 2>&1); then
+  echo "siglite-train --precision bf16 ran"
+  status=1
+elif [ "$(printf '%s\n' "$out" | grep -c .)" -ne 1 ] || [[ "$out" != *"bf16 mixed precision is not implemented"* ]]; then
+  echo "siglite-train --precision bf16: not a one-line error: $out"
+  status=1
+else
+  echo "refused: $out"
+fi
 
 mkdir -p "$work/no_tokenizer"
 cp "$work/cpu/config.json" "$work/cpu/model.safetensors" "$work/no_tokenizer/"

@@ -11,6 +11,7 @@
 #include "siglite/core/files.hpp"
 #include "siglite/core/generator.hpp"
 #include "siglite/core/names.hpp"
+#include "siglite/core/precision.hpp"
 #include "siglite/core/shape.hpp"
 #include "siglite/core/tensor.hpp"
 #include "siglite/fwd.hpp"
