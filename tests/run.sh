@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds siglite and runs the whole test suite twice: an optimised
-# build, and a build with AddressSanitizer and UndefinedBehaviorSanitizer. Each runs the suite on the CPU and
+# build (with the CUDA backend compiled where nvcc is found; its GPU tests skip without a GPU), and a build with
+# AddressSanitizer and UndefinedBehaviorSanitizer. Each runs the suite on the CPU and
 # again on the far test device, and the programs on both (tests/programs_on_far.sh). Then every fuzz target
 # (tests/fuzz) runs for 30 seconds on top of its seed corpus.
 set -euo pipefail
@@ -22,6 +23,6 @@ cmake --build build-sanitize -j "$jobs"
 
 echo "== fuzz targets (libFuzzer, ASan + UBSan), 30 s each"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ -DSIGLITE_FUZZ=ON \
-      -DSIGLITE_BUILD_TESTS=OFF -DSIGLITE_BUILD_SAMPLES=OFF -DSIGLITE_BUILD_BENCH=OFF
+      -DSIGLITE_BUILD_TESTS=OFF -DSIGLITE_BUILD_SAMPLES=OFF -DSIGLITE_BUILD_BENCH=OFF -DSIGLITE_WITH_CUDA=OFF
 cmake --build build-fuzz -j "$jobs"
 tests/fuzz/run.sh build-fuzz 30 "$jobs"
