@@ -19,6 +19,14 @@
 //       backward the four gradient products), against the threads' float multiply-add peak
 // Common: --threads N (OpenMP threads), --seed N. Every mode reports peak_rss_mib (the process's peak
 // resident set, getrusage).
+// train, infer and loss also take --device cpu|cuda[:N] (default cpu) and --precision fp32|tf32 (default fp32:
+// float32 products; tf32: float32 products on TF32 tensor cores where the device has them, see
+// set_float32_matmul_precision; the CPU computes float32 either way), and report both as "device" and
+// "precision". On another device than the CPU the model, the batch and the embeddings are moved there, every timed
+// region ends with a host read that waits for the device, and the CPU-only figures (oneDNN sgemm, the FMA peak) are
+// left out: instead device_gemm_gflops (the device's GEMM kernel on a 4096^3 product) and
+// device_flop_utilisation, peak_device_mib (the device allocator's peak during the timed steps; loss: beyond the
+// inputs) and peak_host_rss_mib (the process's peak resident set, as peak_rss_mib on the CPU).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -55,7 +63,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: siglite-bench train|infer|loss|attention [--preset NAME] [--batch N] [--steps N] [--warmup N]\n"
     "                     [--threads N] [--seed N] [--n N] [--d N] [--tile N] [--save-init DIR]\n"
-    "                     [--len N] [--heads N] [--head-dim N]\n";
+    "                     [--len N] [--heads N] [--head-dim N]\n"
+    "                     [--device cpu|cuda[:N]] [--precision fp32|tf32]   (train, infer, loss)\n";
 
 struct Args {
   std::string mode;
@@ -82,7 +91,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   static const char* flags[] = {"preset", "batch", "steps", "warmup", "threads", "seed", "n", "d", "tile", "save-init",
-                                "len",    "heads", "head-dim"};
+                                "len",    "heads", "head-dim", "device", "precision"};
   Args a;
   if (argc < 2 || std::string(argv[1]) == "--help") {
     std::fputs(kUsage, stdout);
@@ -99,8 +108,50 @@ Args parse(int argc, char** argv) {
     if (i + 1 >= argc) throw Error("siglite-bench: " + arg + " needs a value");
     a.values[arg.substr(2)] = argv[++i];
   }
+  if (a.mode == "attention" && (a.values.count("device") || a.values.count("precision")))
+    throw Error("siglite-bench: attention runs on the CPU only; --device and --precision are for train, infer and "
+                "loss");
   return a;
 }
+
+/// The device of --device (cpu when absent: "cpu", "cuda", "cuda:1"), checked to be there as samples/cli.hpp's
+/// cli::device does: a device this build or this machine lacks is an Error naming the flag.
+Device device_of(const Args& a) {
+  const std::string text = a.get("device", "cpu");
+  try {
+    const Device d = Device::parse(text);
+    backends::of(d);
+    return d;
+  } catch (const Error& e) {
+    throw Error("siglite-bench: --device " + text + ": " + e.what());
+  }
+}
+
+/// --precision fp32|tf32 (default fp32): sets float32_matmul_precision() for the run; returns the name.
+std::string set_precision(const Args& a) {
+  const std::string text = a.get("precision", "fp32");
+  if (text == "fp32") {
+    set_float32_matmul_precision(MatmulPrecision::Highest);
+  } else if (text == "tf32") {
+    set_float32_matmul_precision(MatmulPrecision::High);
+  } else if (text == "bf16") {
+    throw Error("siglite-bench: --precision bf16: bf16 mixed precision is not implemented yet; fp32 and tf32 are");
+  } else {
+    throw Error("siglite-bench: --precision " + text + ": not one of fp32, tf32, bf16");
+  }
+  return text;
+}
+
+/// Waits for the work queued on `device` so far: a one-element read to the host (device-to-host copies wait for the
+/// device's queue). Nothing on the CPU, whose kernels have finished when they return.
+void wait_for(Device device) {
+  if (!device.is_cpu()) (void)Tensor<float>::zeros({1}, device).item();
+}
+
+/// The device allocator's counters, for peak_device_mib.
+Allocator& device_allocator(Device device) { return backends::of(device).allocator(device.index()); }
+
+double mib(int64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -191,6 +242,25 @@ double fma_peak_gflops() {
 #else
   return 0;
 #endif
+}
+
+/// GFLOP/s of the device's own GEMM kernel (cuBLAS on CUDA) on an m x k by k x n float product in the run's
+/// precision, best of 5 after one, each waited for: the ceiling a device run's GEMMs are compared against, as
+/// sgemm_gflops is on the CPU.
+double device_gemm_gflops(Device device, int64_t m, int64_t n, int64_t k) {
+  const Tensor<float> a = Tensor<float>::full({m, k}, 0.5f, device), b = Tensor<float>::full({k, n}, 0.25f, device);
+  const Tensor<float> c = Tensor<float>::empty({m, n}, device);
+  const kernels::Kernels<float>& kern = kernels::on<float>(device);
+  double best = 1e300;
+  for (int rep = 0; rep < 6; ++rep) {
+    wait_for(device);
+    const auto t0 = clock_type::now();
+    kern.gemm(kernels::single_gemm<float>(false, false, m, n, k, k, n, n), a.device_ptr(), b.device_ptr(),
+              c.device_ptr());
+    wait_for(device);
+    if (rep > 0) best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * double(m) * double(n) * double(k) / best / 1e9;
 }
 
 /// Multiply-add FLOPs of attention's two products, QK^T and PV, for `queries` queries a sequence over `len`
@@ -292,17 +362,24 @@ Products train_step_products(const models::SiglipConfig& c, int64_t batch) {
 
 /// Seconds of one pass's products alone: each shape timed on random inputs through the op the model calls (the
 /// median of 3 calls after one), times its count. With `train`, each call is the op's forward and backward, every
-/// input but the patches needing a gradient; without, the forward alone, under the caller's InferenceMode.
-double products_seconds(const Products& p, bool train, Generator& gen) {
-  const auto timed = [](auto&& call) { return median(time_calls(1, 3, call)); };
+/// input but the patches needing a gradient; without, the forward alone, under the caller's InferenceMode. On
+/// another device than the CPU the inputs are made there and each call is waited for.
+double products_seconds(const Products& p, bool train, Generator& gen, Device device) {
+  const auto timed = [&](auto&& call) {
+    wait_for(device);
+    return median(time_calls(1, 3, [&] {
+      call();
+      wait_for(device);
+    }));
+  };
   const auto input = [&](const Shape& shape, bool grad) {
-    Tensor<float> t = Tensor<float>::randn(shape, gen);
+    Tensor<float> t = Tensor<float>::randn(shape, gen, 0.0f, 1.0f, device);
     return grad ? t.set_requires_grad() : t;
   };
   double total = 0;
   for (const Products::Linear& l : p.linears) {
     const Tensor<float> x = input({l.rows, l.in}, train && l.input_grad), w = input({l.out, l.in}, train),
-                        b = input({l.out}, train), g = Tensor<float>::randn({l.rows, l.out}, gen);
+                        b = input({l.out}, train), g = Tensor<float>::randn({l.rows, l.out}, gen, 0.0f, 1.0f, device);
     total += double(l.count) * timed([&] {
       if (train) {
         x.zero_grad(), w.zero_grad(), b.zero_grad();
@@ -314,7 +391,7 @@ double products_seconds(const Products& p, bool train, Generator& gen) {
   }
   for (const Products::Attention& a : p.attentions) {
     const int64_t width = a.heads * a.head_dim;
-    const Tensor<float> g = Tensor<float>::randn({a.batch, a.queries(), width}, gen);
+    const Tensor<float> g = Tensor<float>::randn({a.batch, a.queries(), width}, gen, 0.0f, 1.0f, device);
     std::function<Tensor<float>()> op;
     std::vector<Tensor<float>> inputs;
     if (a.kind == Products::Kind::Probe) {
@@ -341,8 +418,16 @@ double products_seconds(const Products& p, bool train, Generator& gen) {
 
 /// The figures both model modes report beside their timing: GEMM FLOPs per call, their rate, and that
 /// rate against raw oneDNN sgemm on a 1024^3 product and against the threads' float multiply-add peak, both
-/// measured in the same run.
-nlohmann::json flop_figures(double flops, double seconds) {
+/// measured in the same run. On another device: the rate against the device's GEMM kernel on a 4096^3 product in
+/// the run's precision instead (the CPU's ceilings say nothing about it).
+nlohmann::json flop_figures(double flops, double seconds, Device device) {
+  if (!device.is_cpu()) {
+    const double ceiling = device_gemm_gflops(device, 4096, 4096, 4096), rate = flops / seconds / 1e9;
+    return {{"gemm_gflop_per_step", flops / 1e9},
+            {"model_gflops", rate},
+            {"device_gemm_gflops", ceiling},
+            {"device_flop_utilisation", ceiling > 0 ? rate / ceiling : 0.0}};
+  }
   const double ceiling = sgemm_gflops(1024, 1024, 1024), peak = fma_peak_gflops(), rate = flops / seconds / 1e9;
   return {{"gemm_gflop_per_step", flops / 1e9},
           {"model_gflops", rate},
@@ -355,8 +440,9 @@ nlohmann::json flop_figures(double flops, double seconds) {
 /// The figures of a model mode's products alone (products_seconds), run after its timed steps: their seconds,
 /// the rate of `items` (pairs or images) if nothing but the products took time, and the measured seconds over
 /// theirs. The peak resident set is taken first, so that it is the measured steps' alone.
-nlohmann::json product_figures(const Products& p, bool train, int64_t items, double seconds, Generator& gen) {
-  const double rss = peak_rss_mib(), alone = products_seconds(p, train, gen);
+nlohmann::json product_figures(const Products& p, bool train, int64_t items, double seconds, Generator& gen,
+                               Device device) {
+  const double rss = peak_rss_mib(), alone = products_seconds(p, train, gen, device);
   return {{"peak_rss_mib", rss},
           {"products_seconds", alone},
           {"products_per_s", double(items) / alone},
@@ -377,7 +463,7 @@ Tensor<int64_t> random_ids(const models::TextConfig& t, int64_t batch, Generator
   return ids;
 }
 
-nlohmann::json bench_train(const Args& a) {
+nlohmann::json bench_train(const Args& a, Device device) {
   const models::SiglipConfig cfg = models::SiglipConfig::preset(a.get("preset", "bench-tiny"));
   const int64_t batch = a.num("batch", 256), steps = a.num("steps", 5), warmup = a.num("warmup", 2);
   const auto seed = static_cast<uint64_t>(a.num("seed", 0));
@@ -394,6 +480,10 @@ nlohmann::json bench_train(const Args& a) {
         std::filesystem::path(dir) / "batch.safetensors",
         io::TensorMap{{"pixel_values", images}, {"input_ids", Tensor<float>::from_vector(idf, ids.shape())}});
   }
+  // To the device (on the CPU, the same tensors): the model before its optimizer is made.
+  model.to(device);
+  const Tensor<float> pixels = images.to(device);
+  const Tensor<int64_t> tokens = ids.to(device);
   optim::NamedParams params = model.named_parameters();
   optim::AdamWOptions ao;
   ao.lr = 1e-3;
@@ -402,14 +492,18 @@ nlohmann::json bench_train(const Args& a) {
   optim::AdamW opt(optim::split_decay(params), ao);
 
   std::vector<double> losses;
+  wait_for(device);
+  device_allocator(device).reset_peak();
+  // loss.item() reads the loss to the host after the update is queued: on a device it waits for the whole step.
   const std::vector<double> times = time_calls(warmup, steps, [&] {
     opt.zero_grad();
-    const auto out = model.forward(images, ids);
+    const auto out = model.forward(pixels, tokens);
     Tensor<float> loss = loss::sigmoid_loss(out.image_embeds, out.text_embeds, model.logit_scale, model.logit_bias);
     loss.backward();
     opt.step();
     losses.push_back(loss.item());
   });
+  const int64_t peak_device = device_allocator(device).stats().peak_bytes_in_use;
   const double step_s = median(times);
   nlohmann::json j = {{"mode", "train"},
                       {"preset", a.get("preset", "bench-tiny")},
@@ -419,13 +513,14 @@ nlohmann::json bench_train(const Args& a) {
                       {"pairs_per_s", double(batch) / step_s},
                       {"first_loss", losses.front()},
                       {"losses", losses}};
+  if (!device.is_cpu()) j["peak_device_mib"] = mib(peak_device);
   const Products products = train_step_products(cfg, batch);
-  j.update(flop_figures(3.0 * products.flops(), step_s));
-  j.update(product_figures(products, true, batch, step_s, gen));
+  j.update(flop_figures(3.0 * products.flops(), step_s, device));
+  j.update(product_figures(products, true, batch, step_s, gen, device));
   return j;
 }
 
-nlohmann::json bench_infer(const Args& a) {
+nlohmann::json bench_infer(const Args& a, Device device) {
   const models::SiglipConfig cfg = models::SiglipConfig::preset(a.get("preset", "b16"));
   const int64_t batch = a.num("batch", 8), steps = a.num("steps", 5), warmup = a.num("warmup", 1);
   const auto seed = static_cast<uint64_t>(a.num("seed", 0));
@@ -437,51 +532,88 @@ nlohmann::json bench_infer(const Args& a) {
     io::save_pretrained(model, dir);
     io::save_safetensors(std::filesystem::path(dir) / "batch.safetensors", io::TensorMap{{"pixel_values", images}});
   }
+  model.to(device);
+  const Tensor<float> pixels = images.to(device);
   InferenceMode inference;
   double checksum = 0;
-  const std::vector<double> times =
-      time_calls(warmup, steps, [&] { checksum = model.image_embeddings(images).at({0, 0}); });
+  wait_for(device);
+  device_allocator(device).reset_peak();
+  // Reading the first element to the host waits for the pass on a device.
+  const std::vector<double> times = time_calls(warmup, steps, [&] {
+    const Tensor<float> e = model.image_embeddings(pixels);
+    checksum = device.is_cpu() ? e.at({0, 0}) : e.slice(0, 0, 1).slice(1, 0, 1).item();
+  });
+  const int64_t peak_device = device_allocator(device).stats().peak_bytes_in_use;
   const double s = median(times);
   nlohmann::json j = {{"mode", "infer"}, {"preset", a.get("preset", "b16")}, {"batch", batch}, {"step_seconds", times},
                       {"seconds", s},    {"images_per_s", double(batch) / s},  {"first_embedding", checksum}};
+  if (!device.is_cpu()) j["peak_device_mib"] = mib(peak_device);
   Products products;
   add_image_tower(products, cfg.vision, batch);
-  j.update(flop_figures(products.flops(), s));
-  j.update(product_figures(products, false, batch, s, gen));
+  j.update(flop_figures(products.flops(), s, device));
+  j.update(product_figures(products, false, batch, s, gen, device));
   return j;
 }
 
-nlohmann::json bench_loss(const Args& a) {
+nlohmann::json bench_loss(const Args& a, Device device) {
   const int64_t n = a.num("n", 16384), d = a.num("d", 768), steps = a.num("steps", 3), tile = a.num("tile", 256);
   Generator gen(static_cast<uint64_t>(a.num("seed", 0)));
   Tensor<float> img, txt;
   {
     NoGradGuard no_grad;
-    img = l2_normalize(Tensor<float>::randn({n, d}, gen)).detach().set_requires_grad();
-    txt = l2_normalize(Tensor<float>::randn({n, d}, gen)).detach().set_requires_grad();
+    img = l2_normalize(Tensor<float>::randn({n, d}, gen, 0.0f, 1.0f, device)).detach().set_requires_grad();
+    txt = l2_normalize(Tensor<float>::randn({n, d}, gen, 0.0f, 1.0f, device)).detach().set_requires_grad();
   }
-  Allocator& alloc = backends::of(Device::cpu()).allocator(0);
+  Allocator& alloc = device_allocator(device);
   std::vector<double> loss_times, gemm_times;
   int64_t peak = 0;
   for (int64_t s = 0; s < steps; ++s) {
-    Tensor<float> tp = Tensor<float>::full({1}, std::log(10.0f)).set_requires_grad();
-    Tensor<float> bias = Tensor<float>::full({1}, -10.0f).set_requires_grad();
+    Tensor<float> tp = Tensor<float>::full({1}, std::log(10.0f), device).set_requires_grad();
+    Tensor<float> bias = Tensor<float>::full({1}, -10.0f, device).set_requires_grad();
     img.zero_grad();
     txt.zero_grad();
+    wait_for(device);
     const int64_t before = alloc.stats().bytes_in_use;
     alloc.reset_peak();
     auto t0 = clock_type::now();
     Tensor<float> loss = loss::sigmoid_loss(img, txt, tp, bias, loss::SigmoidImpl::Tiled, tile);
     loss.backward();
+    wait_for(device);
     loss_times.push_back(seconds_since(t0));
     peak = std::max(peak, alloc.stats().peak_bytes_in_use - before);
     SIGLITE_CHECK(std::isfinite(loss.item()), "siglite-bench: non-finite loss");
 
     // The same GEMMs, tile by tile as the loss runs them, with nothing between them.
-    const kernels::Kernels<float>& gemm = kernels::on<float>(Device::cpu());
-    Tensor<float> dx = Tensor<float>::zeros({n, d}), dy = Tensor<float>::zeros({n, d});
-    t0 = clock_type::now();
+    const kernels::Kernels<float>& gemm = kernels::on<float>(device);
+    Tensor<float> dx = Tensor<float>::zeros({n, d}, device), dy = Tensor<float>::zeros({n, d}, device);
     const int64_t nt = (n + tile - 1) / tile;
+    if (!device.is_cpu()) {
+      // One queue: the tile pairs in the loss kernels' order, into one tile buffer, then a wait.
+      const int64_t tb = std::min(tile, n);
+      const Tensor<float> zt = Tensor<float>::empty({tb, tb}, device);
+      wait_for(device);
+      t0 = clock_type::now();
+      for (int64_t pass = 0; pass < 2; ++pass) {
+        for (int64_t i = 0; i < nt; ++i) {
+          for (int64_t j = 0; j < nt; ++j) {
+            const int64_t i0 = i * tile, j0 = j * tile;
+            const int64_t r = std::min(tile, n - i0), c = std::min(tile, n - j0);
+            gemm.gemm(kernels::single_gemm<float>(false, true, r, c, d, d, d, tb), img.device_ptr() + i0 * d,
+                      txt.device_ptr() + j0 * d, zt.device_ptr());
+            if (pass == 1) {
+              gemm.gemm(kernels::single_gemm<float>(false, false, r, d, c, tb, d, d, 1.0f, 1.0f), zt.device_ptr(),
+                        txt.device_ptr() + j0 * d, dx.device_ptr() + i0 * d);
+              gemm.gemm(kernels::single_gemm<float>(true, false, c, d, r, tb, d, d, 1.0f, 1.0f), zt.device_ptr(),
+                        img.device_ptr() + i0 * d, dy.device_ptr() + j0 * d);
+            }
+          }
+        }
+      }
+      wait_for(device);
+      gemm_times.push_back(seconds_since(t0));
+      continue;
+    }
+    t0 = clock_type::now();
 #pragma omp parallel
     {
       std::vector<float> zt(size_t(tile * tile));
@@ -506,16 +638,18 @@ nlohmann::json bench_loss(const Args& a) {
     gemm_times.push_back(seconds_since(t0));
   }
   const double tl = median(loss_times), tg = median(gemm_times);
-  return {{"mode", "loss"},
-          {"n", n},
-          {"d", d},
-          {"tile", tile},
-          {"loss_seconds", loss_times},
-          {"gemm_seconds", gemm_times},
-          {"seconds", tl},
-          {"gemm_only_seconds", tg},
-          {"loss_over_gemm", tl / tg},
-          {"peak_beyond_inputs_mib", double(peak) / (1024.0 * 1024.0)}};
+  nlohmann::json j = {{"mode", "loss"},
+                      {"n", n},
+                      {"d", d},
+                      {"tile", tile},
+                      {"loss_seconds", loss_times},
+                      {"gemm_seconds", gemm_times},
+                      {"seconds", tl},
+                      {"gemm_only_seconds", tg},
+                      {"loss_over_gemm", tl / tg},
+                      {"peak_beyond_inputs_mib", mib(peak)}};
+  if (!device.is_cpu()) j["peak_device_mib"] = mib(peak);  // the device allocator's peak beyond the inputs
+  return j;
 }
 
 nlohmann::json bench_attention(const Args& a) {
@@ -560,12 +694,23 @@ int main(int argc, char** argv) {
 #ifdef _OPENMP
     if (a.values.count("threads")) omp_set_num_threads(static_cast<int>(a.num("threads", 1)));
 #endif
-    nlohmann::json j = a.mode == "train"       ? bench_train(a)
-                       : a.mode == "infer"     ? bench_infer(a)
-                       : a.mode == "attention" ? bench_attention(a)
-                                               : bench_loss(a);
+    const bool attention = a.mode == "attention";  // CPU only, without --device and --precision
+    const Device device = attention ? Device::cpu() : device_of(a);
+    const std::string precision = attention ? "" : set_precision(a);
+    nlohmann::json j = a.mode == "train"   ? bench_train(a, device)
+                       : a.mode == "infer" ? bench_infer(a, device)
+                       : attention         ? bench_attention(a)
+                                           : bench_loss(a, device);
+    if (!attention) {
+      j["device"] = device.str();
+      j["precision"] = precision;
+    }
     j["threads"] = omp_get_max_threads();
     if (!j.contains("peak_rss_mib")) j["peak_rss_mib"] = peak_rss_mib();
+    if (!device.is_cpu()) {  // the host's figure, named so beside the device's
+      j["peak_host_rss_mib"] = j["peak_rss_mib"];
+      j.erase("peak_rss_mib");
+    }
     std::printf("%s\n", j.dump().c_str());
     return 0;
   } catch (const std::exception& e) {

@@ -12,7 +12,19 @@
   torch_siglip.py loss --n 4096 --d 768 [--steps 3]
       the plain sigmoid loss (n x n logits, as Hugging Face writes it) forward + backward on random unit
       embeddings, and its peak memory beyond the inputs (resident set, see below).
-Common: --threads N (torch.set_num_threads), --seed N, --model auto|hf|plain.
+Common: --threads N (torch.set_num_threads), --seed N, --model auto|hf|plain, --device cpu|cuda (default cpu),
+--precision fp32|tf32|bf16 (default fp32).
+
+--device cuda runs the model, the batch and the embeddings on the GPU (torch.cuda.synchronize() before each timed
+region's start and end). --precision: fp32 turns TF32 off for matmuls and cuDNN convolutions alike
+(torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 False: float32 products throughout);
+tf32 turns both on; bf16 is the usual mixed precision: torch.autocast("cuda", dtype=torch.bfloat16) around the
+forward pass and the loss, float32 weights, gradients and AdamW state (no gradient scaler: bfloat16 has float32's
+exponent range). bf16 needs --device cuda; on the CPU fp32 and tf32 are the same float32 products. On the GPU every
+mode also reports peak_device_mib: torch.cuda.max_memory_allocated() over the timed steps, reset before them (loss:
+the peak beyond the inputs, which is then also its peak_beyond_inputs_mib), and the model modes device_gemm_gflops
+(torch.mm on a 4096^3 product on the GPU in the run's precision, best of 5) instead of gemm_gflops. Every line
+carries "device", "precision", "torch_version" and "gpu_name" (null on the CPU).
 
 The model is Hugging Face transformers' SiglipModel (--model hf; --model auto, the default, takes it when
 transformers imports), loaded with from_pretrained(DIR). --model plain is a
@@ -26,6 +38,7 @@ the rate of the BLAS this torch does its GEMMs in, as siglite-bench's sgemm_gflo
 Debian's python3 and its torch 1.13, and with newer PyTorch.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -125,6 +138,61 @@ def blas_library():
         pass
     m = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
     return "linked into torch (BLAS_INFO=" + m.group(1) + ")" if m else ""
+
+
+def sync(a):
+    """Waits for the GPU's queued work (nothing on the CPU): timed regions start and end with it."""
+    if a.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def set_precision(a):
+    """The float32 matmul mode of --precision (module doc); on the CPU these flags change nothing."""
+    if a.device == "cuda":
+        tf32 = a.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+
+
+def autocast(a):
+    """The forward pass's (and the loss's) context: bfloat16 autocast for --precision bf16, else nothing."""
+    if a.precision == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def reset_peak_device(a):
+    if a.device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_device_mib():
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def device_gemm_gflops(a, n=4096):
+    """GFLOP/s of torch.mm on an n x n by n x n product on the GPU in the run's precision (bfloat16 operands for
+    bf16), best of 5 after one, each synchronised: the same-run figure siglite-bench reports as device_gemm_gflops."""
+    dtype = torch.bfloat16 if a.precision == "bf16" else torch.float32
+    x = torch.full((n, n), 0.5, device="cuda", dtype=dtype)
+    y = torch.full((n, n), 0.25, device="cuda", dtype=dtype)
+    c = torch.empty(n, n, device="cuda", dtype=dtype)
+    torch.mm(x, y, out=c)
+    best = float("inf")
+    for _ in range(5):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        torch.mm(x, y, out=c)
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def gemm_figures(a):
+    """The GEMM library's rate beside a model mode's figures: torch.mm on the CPU (gemm_gflops) or on the GPU
+    (device_gemm_gflops)."""
+    return {"device_gemm_gflops": device_gemm_gflops(a)} if a.device == "cuda" else {"gemm_gflops": gemm_gflops()}
 
 
 def gemm_gflops(n=1024):
@@ -362,7 +430,7 @@ def sigmoid_loss(logits):
     """The paper's sigmoid loss, -sum(log sigmoid(labels * logits)) / n, labels +1 on the diagonal and
     -1 elsewhere, written as Hugging Face's later SiglipModel writes it (n x n labels)."""
     n = logits.shape[0]
-    eye = torch.eye(n, dtype=logits.dtype)
+    eye = torch.eye(n, dtype=logits.dtype, device=logits.device)
     labels = -torch.ones_like(logits) + 2 * eye
     return -F.logsigmoid(labels * logits).sum() / n
 
@@ -374,6 +442,8 @@ def bench_train(a):
     model, params, impl = load_model(a.init, a.model)
     batch = read_safetensors(os.path.join(a.init, "batch.safetensors"))
     pixels, ids = batch["pixel_values"].float().contiguous(), batch["input_ids"].round().long().contiguous()
+    model.to(a.device)  # before the optimizer is made
+    pixels, ids = pixels.to(a.device), ids.to(a.device)
     model.train()  # dropout is 0 everywhere in SigLIP; train mode only keeps nn.MultiheadAttention off its fast path
     with_decay = [p for n, p in params if p.requires_grad and decays(n, p)]
     without = [p for n, p in params if p.requires_grad and not decays(n, p)]
@@ -381,43 +451,60 @@ def bench_train(a):
                             lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=1e-4)
     rss_loaded = rss_mib()
     times, losses = [], []
+    reset_peak_device(a)
     for s in range(a.warmup + a.steps):
+        sync(a)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = sigmoid_loss(model.logits_per_text(ids, pixels))
+        with autocast(a):
+            loss = sigmoid_loss(model.logits_per_text(ids, pixels))
         loss.backward()
         opt.step()
+        sync(a)
         dt = time.perf_counter() - t0
         losses.append(loss.item())
         if s >= a.warmup:
             times.append(dt)
     step_s = statistics.median(times)
     n = pixels.shape[0]
-    return {"mode": "train", "batch": n, "step_seconds": times, "seconds": step_s, "pairs_per_s": n / step_s,
-            "first_loss": losses[0], "losses": losses, "model": impl,
-            "decay_params": len(with_decay), "no_decay_params": len(without), "rss_after_load_mib": rss_loaded,
-            "gemm_gflops": gemm_gflops()}
+    out = {"mode": "train", "batch": n, "step_seconds": times, "seconds": step_s, "pairs_per_s": n / step_s,
+           "first_loss": losses[0], "losses": losses, "model": impl,
+           "decay_params": len(with_decay), "no_decay_params": len(without), "rss_after_load_mib": rss_loaded}
+    if a.device == "cuda":
+        out["peak_device_mib"] = peak_device_mib()
+    out.update(gemm_figures(a))
+    return out
 
 
 def bench_infer(a):
     model, _, impl = load_model(a.init, a.model)
     pixels = read_safetensors(os.path.join(a.init, "batch.safetensors"))["pixel_values"].float().contiguous()
+    model.to(a.device)
+    pixels = pixels.to(a.device)
     model.eval()
     rss_loaded = rss_mib()
     times, first = [], float("nan")
+    reset_peak_device(a)
     with torch.no_grad():
         for s in range(a.warmup + a.steps):
+            sync(a)
             t0 = time.perf_counter()
-            e = model.get_image_features(pixels)
-            e = e / e.norm(p=2, dim=-1, keepdim=True)
+            with autocast(a):
+                e = model.get_image_features(pixels)
+                e = e / e.norm(p=2, dim=-1, keepdim=True)
+            sync(a)
             dt = time.perf_counter() - t0
             first = float(e[0, 0])
             if s >= a.warmup:
                 times.append(dt)
     sec = statistics.median(times)
     n = pixels.shape[0]
-    return {"mode": "infer", "batch": n, "step_seconds": times, "seconds": sec, "images_per_s": n / sec,
-            "first_embedding": first, "model": impl, "rss_after_load_mib": rss_loaded, "gemm_gflops": gemm_gflops()}
+    out = {"mode": "infer", "batch": n, "step_seconds": times, "seconds": sec, "images_per_s": n / sec,
+           "first_embedding": first, "model": impl, "rss_after_load_mib": rss_loaded}
+    if a.device == "cuda":
+        out["peak_device_mib"] = peak_device_mib()
+    out.update(gemm_figures(a))
+    return out
 
 
 # The plain loss's peak (forward + backward) beyond its inputs, in n x n float tensors: 9.7 measured with this
@@ -437,34 +524,51 @@ def mem_available_mib():
 def bench_loss(a):
     n, d = a.n, a.d
     nn_mib = n * n * 4 / 2**20
-    need, avail = LOSS_PEAK_NN_TENSORS * nn_mib, mem_available_mib()
+    cuda = a.device == "cuda"
+    need = LOSS_PEAK_NN_TENSORS * nn_mib
+    avail = torch.cuda.mem_get_info()[0] / 2**20 if cuda else mem_available_mib()
     if need > 0.9 * avail:
         return {"mode": "loss", "n": n, "d": d, "skipped": True,
                 "reason": f"the plain loss needs about {LOSS_PEAK_NN_TENSORS} n x n float tensors "
-                          f"({need:.0f} MiB; the logits alone {nn_mib:.0f} MiB), {avail:.0f} MiB available"}
+                          f"({need:.0f} MiB; the logits alone {nn_mib:.0f} MiB), {avail:.0f} MiB available"
+                          + (" on the GPU" if cuda else "")}
     gen = torch.Generator().manual_seed(a.seed)
-    img = F.normalize(torch.randn(n, d, generator=gen), dim=-1).requires_grad_()
-    txt = F.normalize(torch.randn(n, d, generator=gen), dim=-1).requires_grad_()
+    img = F.normalize(torch.randn(n, d, generator=gen), dim=-1).to(a.device).requires_grad_()
+    txt = F.normalize(torch.randn(n, d, generator=gen), dim=-1).to(a.device).requires_grad_()
     times, peaks, value = [], [], float("nan")
     exact_peak = True
     for _ in range(a.steps):
-        tp = torch.full((1,), math.log(10.0), requires_grad=True)
-        b = torch.full((1,), -10.0, requires_grad=True)
+        tp = torch.full((1,), math.log(10.0), device=a.device, requires_grad=True)
+        b = torch.full((1,), -10.0, device=a.device, requires_grad=True)
         img.grad = txt.grad = None
-        exact_peak = reset_peak_rss() and exact_peak
-        before = rss_mib()
+        if cuda:
+            reset_peak_device(a)
+            before = torch.cuda.memory_allocated() / 2**20
+        else:
+            exact_peak = reset_peak_rss() and exact_peak
+            before = rss_mib()
+        sync(a)
         t0 = time.perf_counter()
-        loss = sigmoid_loss(torch.matmul(txt, img.t()) * tp.exp() + b)
+        with autocast(a):
+            loss = sigmoid_loss(torch.matmul(txt, img.t()) * tp.exp() + b)
         loss.backward()
+        sync(a)
         times.append(time.perf_counter() - t0)
-        peaks.append((rss_mib("VmHWM") if exact_peak else peak_rss_mib()) - before)
+        if cuda:
+            peaks.append(peak_device_mib() - before)
+        else:
+            peaks.append((rss_mib("VmHWM") if exact_peak else peak_rss_mib()) - before)
         value = loss.item()
         if not math.isfinite(value):
             raise SystemExit("torch_siglip.py: non-finite loss")
-    return {"mode": "loss", "n": n, "d": d, "loss_seconds": times, "seconds": statistics.median(times),
-            "loss": value, "peak_beyond_inputs_mib": max(peaks),
-            "peak_beyond_inputs_nn_tensors": max(peaks) / nn_mib,
-            "peak_method": "VmHWM reset per step (resident set)" if exact_peak else "ru_maxrss (whole process)"}
+    out = {"mode": "loss", "n": n, "d": d, "loss_seconds": times, "seconds": statistics.median(times),
+           "loss": value, "peak_beyond_inputs_mib": max(peaks),
+           "peak_beyond_inputs_nn_tensors": max(peaks) / nn_mib,
+           "peak_method": "torch.cuda.max_memory_allocated beyond the inputs, reset per step" if cuda
+           else "VmHWM reset per step (resident set)" if exact_peak else "ru_maxrss (whole process)"}
+    if cuda:
+        out["peak_device_mib"] = max(peaks)
+    return out
 
 
 def main():
@@ -479,6 +583,9 @@ def main():
     p.add_argument("--d", type=int, default=768)
     p.add_argument("--model", choices=["auto", "hf", "plain"], default="auto")
     p.add_argument("--preset", help="only echoed in the output, as siglite-bench does")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
+                   help="fp32: float32 products; tf32: TF32 matmuls and convolutions; bf16: autocast (GPU only)")
     a = p.parse_args()
     # siglite-bench's defaults per mode
     a.steps = a.steps if a.steps is not None else {"train": 5, "infer": 5, "loss": 3}[a.mode]
@@ -487,14 +594,21 @@ def main():
         p.error("--steps must be >= 1 and --warmup >= 0")
     if a.mode != "loss" and not a.init:
         p.error(f"{a.mode} needs --init DIR (siglite-bench {a.mode} --save-init DIR writes it)")
+    if a.precision == "bf16" and a.device != "cuda":
+        p.error("--precision bf16 is autocast on the GPU: it needs --device cuda")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device cuda: this torch ({torch.__version__}) sees no CUDA GPU")
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
+    set_precision(a)
     out = {"train": bench_train, "infer": bench_infer, "loss": bench_loss}[a.mode](a)
     if a.preset:
         out["preset"] = a.preset
     out.update({"framework": "pytorch", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-                "blas": blas_library(), "peak_rss_mib": peak_rss_mib()})
+                "blas": blas_library(), "peak_rss_mib": peak_rss_mib(), "device": a.device,
+                "precision": a.precision,
+                "gpu_name": torch.cuda.get_device_name() if a.device == "cuda" else None})
     print(json.dumps(out))
 
 
