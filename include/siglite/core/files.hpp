@@ -21,6 +21,14 @@
 
 namespace siglite {
 
+namespace detail {
+/// ": " and the system's message for errno (a full disk, a file size limit), or nothing when errno is 0.
+inline std::string system_error_text() {
+  const int e = errno;
+  return e == 0 ? std::string() : ": " + std::error_code(e, std::generic_category()).message();
+}
+}  // namespace detail
+
 /// Writes a file atomically: `write` fills the stream of a temporary file beside `path` (named
 /// `path`.tmp-PID-COUNTER), which is then renamed over `path`. On any failure, an exception from `write`
 /// included, the temporary file is removed and an existing `path` is left as it was; the siglite::Error
@@ -47,6 +55,7 @@ inline void write_file_atomic(const std::filesystem::path& path, const std::func
     if (!out)
       give_up(detail::cat("cannot create the temporary file ", tmp, ": ",
                           std::error_code(errno, std::generic_category()).message()));
+    errno = 0;
     try {
       write(out);
     } catch (...) {
@@ -55,9 +64,9 @@ inline void write_file_atomic(const std::filesystem::path& path, const std::func
       throw;
     }
     out.flush();
-    if (!out) give_up(detail::cat("write error in the temporary file ", tmp));
+    if (!out) give_up(detail::cat("write error in the temporary file ", tmp, detail::system_error_text()));
     out.close();
-    if (out.fail()) give_up(detail::cat("cannot close the temporary file ", tmp));
+    if (out.fail()) give_up(detail::cat("cannot close the temporary file ", tmp, detail::system_error_text()));
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
