@@ -2,6 +2,7 @@
 // shapes or a JSONL manifest, with a progress line, a metrics JSONL file and a JSON summary.
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -61,6 +62,32 @@ std::vector<std::string> tokenizer_corpus(const data::Dataset& ds) {
   const int64_t n = std::min<int64_t>(ds.size(), 20000);
   for (int64_t i = 0; i < n; ++i) out.push_back(ds.get(i).caption);
   return out;
+}
+
+/// The signal that asked the run to stop (SIGINT or SIGTERM), 0 while none has.
+volatile std::sig_atomic_t stop_signal = 0;
+
+/// Notes the signal for the step callback, which asks the trainer to stop after its step; a second one kills the
+/// process at once (the checkpoint on disk stays whole either way).
+void on_stop_signal(int sig) {
+  stop_signal = sig;
+  std::signal(sig, SIG_DFL);
+}
+
+/// Keeps the lines of the metrics file `path` up to step `step` (those a resumed run does not repeat), dropping any
+/// later ones and an unfinished last line that a killed run left.
+void keep_metrics_until(const std::filesystem::path& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // no newline after it: a line the killed run did not finish
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("step") || !j.at("step").is_number_integer()) break;
+    if (j.at("step").get<int64_t>() > step) break;
+    kept += line + "\n";
+  }
+  write_file_atomic(path, kept, "siglite-train");
 }
 
 std::string clock_text(double s) {
@@ -167,18 +194,24 @@ int main(int argc, char** argv) {
     if (args.has("resume")) trainer.resume(args.get("resume", ""));
     std::ofstream metrics;
     if (!out.empty()) {
+      const std::filesystem::path metrics_path = std::filesystem::path(out) / "metrics.jsonl";
       std::filesystem::create_directories(out);
       tok->save(std::filesystem::path(out) / data::kWordTokenizerFile);
-      metrics.open(std::filesystem::path(out) / "metrics.jsonl", args.has("resume") ? std::ios::app : std::ios::trunc);
+      if (args.has("resume")) keep_metrics_until(metrics_path, trainer.step());
+      metrics.open(metrics_path, args.has("resume") ? std::ios::app : std::ios::trunc);
     }
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
     const bool tty = isatty(fileno(stderr));
     trainer.add_callback([&](const train::StepInfo& s) {
+      if (stop_signal != 0) trainer.request_stop();
       if (metrics.is_open())
         metrics << nlohmann::json{{"step", s.step},   {"loss", s.loss}, {"t", s.t},
                                   {"b", s.b},         {"lr", s.lr},     {"grad_norm", s.grad_norm},
                                   {"pairs_per_s", s.pairs_per_s}, {"elapsed_s", s.elapsed_s}}
                        .dump()
-                << '\n';
+                << '\n'
+                << std::flush;  // on disk before the step's checkpoint: a killed run loses no line it saved
       if (tty || s.step % 10 == 0 || s.step == s.planned_steps) {
         std::fprintf(stderr, "%sstep %lld/%lld | %.1f pairs/s | loss %.4f | t %.2f b %.2f | lr %.2e | left %s%s",
                      tty ? "\r" : "", static_cast<long long>(s.step), static_cast<long long>(s.planned_steps),
@@ -188,6 +221,18 @@ int main(int argc, char** argv) {
     });
     const train::TrainResult r = trainer.run();
     if (tty) std::fprintf(stderr, "\n");
+    if (r.stopped) {
+      const char* name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+      if (out.empty())
+        std::fprintf(stderr, "siglite-train: stopped by %s after step %lld; nothing saved (no --out)\n", name,
+                     static_cast<long long>(r.steps));
+      else
+        std::fprintf(stderr,
+                     "siglite-train: stopped by %s after step %lld; the checkpoint in %s holds it: continue with the "
+                     "same command and --resume %s\n",
+                     name, static_cast<long long>(r.steps), out.c_str(), out.c_str());
+      return 128 + stop_signal;
+    }
     if (!out.empty()) {
       try {  // the checkpoint is already saved: a plot that cannot be written is worth a warning, not the run
         write_plots(out, r.history, to_string(opt.loss), model, *train_set, *tok);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <thread>
 #include <siglite/siglite.hpp>
 #include <siglite/train/trainer.hpp>
 #include <siglite/eval/shapes.hpp>
@@ -108,6 +109,95 @@ TEST_CASE("train: a resumed run equals an uninterrupted one", "[train]") {
   REQUIRE(rest.history.size() == 3);
   for (size_t k = 0; k < 3; ++k) CHECK(rest.history[k].loss == full.history[k + 3].loss);
   CHECK(flat(second) == flat(straight));
+}
+
+TEST_CASE("train: two models trained on two threads at once each give their run alone, bit for bit", "[train]") {
+  const Quadrants ds;
+  const data::WordTokenizer tok = tokenizer(ds);
+  const auto run = [&](uint64_t seed, std::vector<float>& weights, std::vector<double>& losses) {
+    models::SigLIP<float> model(tiny_config(), seed);
+    train::TrainOptions o = options(8);
+    o.seed = seed;
+    for (const train::StepInfo& s : train::Trainer(model, ds, tok, o).run().history) losses.push_back(s.loss);
+    NoGradGuard no_grad;
+    weights = flat(model);
+    const eval::RetrievalResult r = eval::retrieval(model, tok, ds, ds.size());
+    losses.push_back(r.i2t_r1);
+  };
+  std::vector<float> alone1, alone2, both1, both2;
+  std::vector<double> losses_alone1, losses_alone2, losses_both1, losses_both2;
+  run(1, alone1, losses_alone1);
+  run(2, alone2, losses_alone2);
+  std::exception_ptr failure;
+  std::thread other([&] {
+    try {
+      run(2, both2, losses_both2);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  run(1, both1, losses_both1);
+  other.join();
+  if (failure) std::rethrow_exception(failure);
+  CHECK(both1 == alone1);
+  CHECK(both2 == alone2);
+  CHECK(losses_both1 == losses_alone1);
+  CHECK(losses_both2 == losses_alone2);
+}
+
+TEST_CASE("train: request_stop ends the run after its step, with that step's checkpoint", "[train]") {
+  const Quadrants ds;
+  const data::WordTokenizer tok = tokenizer(ds);
+  models::SigLIP<float> model(tiny_config(), 2);
+  const TempDir dir;
+  train::TrainOptions o = options(10);
+  o.out_dir = dir.path.string();
+  train::Trainer trainer(model, ds, tok, o);
+  trainer.add_callback([&](const train::StepInfo& s) {
+    if (s.step == 3) trainer.request_stop();
+  });
+  const train::TrainResult r = trainer.run();
+  CHECK(r.stopped);
+  CHECK(r.steps == 3);
+  std::ifstream state(dir / "trainer_state.json");
+  CHECK(nlohmann::json::parse(state).at("step") == 3);
+  CHECK_FALSE(std::filesystem::exists(dir / train::kCheckpointStaging));
+}
+
+TEST_CASE("train: a checkpoint write cut short is dropped, one cut while moving in is completed", "[train]") {
+  const Quadrants ds;
+  const data::WordTokenizer tok = tokenizer(ds);
+  const TempDir dir, later;
+  const auto train_to = [&](int64_t steps, const std::filesystem::path& out) {
+    models::SigLIP<float> m(tiny_config(), 2);
+    train::TrainOptions o = options(6);
+    o.stop_at = steps;
+    o.out_dir = out.string();
+    train::Trainer(m, ds, tok, o).run();
+    return flat(m);
+  };
+  const std::vector<float> at2 = train_to(2, dir.path), at4 = train_to(4, later.path);
+  const auto resumed_step = [&] {
+    models::SigLIP<float> m(tiny_config(), 99);
+    train::Trainer t(m, ds, tok, options(6));
+    t.resume(dir.path);
+    CHECK_FALSE(std::filesystem::exists(dir / train::kCheckpointStaging));
+    return std::make_pair(t.step(), flat(m));
+  };
+  namespace fs = std::filesystem;
+  const fs::path staging = dir / train::kCheckpointStaging;
+  // Killed while writing: the step-4 files are in the staging folder, but not its marker.
+  fs::create_directories(staging);
+  for (const char* f : {"model.safetensors", "optimizer.safetensors", "trainer_state.json"})
+    fs::copy_file(later / f, staging / f);
+  CHECK(resumed_step() == std::make_pair(int64_t(2), at2));
+  // Killed while moving in: the marker is written and the model already moved; the rest follows on resume.
+  fs::create_directories(staging);
+  for (const char* f : {"optimizer.safetensors", "trainer_state.json"}) fs::copy_file(later / f, staging / f);
+  fs::copy_file(later / "model.safetensors", dir / "model.safetensors", fs::copy_options::overwrite_existing);
+  std::ofstream(staging / train::kCheckpointCommitted)
+      << "config.json\nmodel.safetensors\noptimizer.safetensors\ntrainer_state.json\n";
+  CHECK(resumed_step() == std::make_pair(int64_t(4), at4));
 }
 
 TEST_CASE("train: a non-finite loss or gradient norm stops the run and keeps the last good checkpoint", "[train]") {

@@ -3,6 +3,7 @@
 // gradient clipping, callbacks, atomic checkpoints and exact resume.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -70,7 +71,36 @@ struct TrainResult {
   int64_t steps = 0;
   double final_loss = 0, pairs_per_s = 0, t = 0, b = 0, seconds = 0;
   std::vector<StepInfo> history;
+  bool stopped = false;  // ended early by Trainer::request_stop
 };
+
+/// A checkpoint is written into this folder of its directory, then moved in: the marker file kCheckpointCommitted,
+/// written last, lists the files once all are complete.
+inline constexpr const char* kCheckpointStaging = ".checkpoint-staging";
+inline constexpr const char* kCheckpointCommitted = "COMMITTED";
+
+/// Completes or discards a checkpoint write that was cut short in `dir`: with the marker, the listed files still in
+/// the staging folder are moved into `dir` (one rename each: a cut here is completed next time); without it, the
+/// staging folder, a write that never finished, is removed and the previous checkpoint stays as it was. Then no
+/// staging folder is left. Trainer::save_checkpoint and Trainer::resume call it first.
+inline void finish_checkpoint(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const fs::path staging = dir / kCheckpointStaging, marker = staging / kCheckpointCommitted;
+  std::error_code ec;
+  if (!fs::exists(staging, ec)) return;
+  if (fs::exists(marker, ec)) {
+    std::ifstream in(marker);
+    std::string name;
+    while (std::getline(in, name)) {
+      if (name.empty() || !fs::exists(staging / name, ec)) continue;
+      fs::rename(staging / name, dir / name, ec);
+      SIGLITE_CHECK(!ec, "finish_checkpoint: cannot move ", (staging / name).string(), " into ", dir.string(), ": ",
+                    ec.message());
+    }
+  }
+  fs::remove_all(staging, ec);
+  SIGLITE_CHECK(!ec, "finish_checkpoint: cannot remove ", staging.string(), ": ", ec.message());
+}
 
 class Trainer {
  public:
@@ -115,9 +145,14 @@ class Trainer {
   optim::Optimizer& optimizer() { return *optimizer_; }
   int64_t step() const { return step_; }
 
+  /// Asks run() to stop after the step in progress, save the checkpoint (with out_dir) and return with
+  /// TrainResult::stopped set. One lock-free store: safe from another thread or a signal handler.
+  void request_stop() { stop_.store(true, std::memory_order_relaxed); }
+
   /// Continues from a checkpoint directory written by this trainer (model, optimizer, step and
   /// plan); the batches that follow are those an uninterrupted run would have seen.
   void resume(const std::filesystem::path& dir) {
+    finish_checkpoint(dir);
     const nlohmann::json st = read_state(dir / "trainer_state.json");
     SIGLITE_CHECK(st.at("batch_size") == opt_.batch_size && st.at("seed") == opt_.seed, "Trainer: ", dir.string(),
                   " was written with batch size ", st.at("batch_size"), " and seed ", st.at("seed"), ", not ",
@@ -145,7 +180,8 @@ class Trainer {
     const auto last = [&] { return opt_.stop_at > 0 ? std::min(opt_.stop_at, planned_) : planned_; };
     double replan_from_s = 0;
     int64_t halfway = -1;  // steps done at the second re-plan
-    while (step_ < last() && (opt_.steps > 0 || prior_seconds_ + seconds() < budget_s)) {
+    while (step_ < last() && (opt_.steps > 0 || prior_seconds_ + seconds() < budget_s) &&
+           !stop_.load(std::memory_order_relaxed)) {
       const int64_t done = step_ - first_step_;
       if (probed && done == kReplanFrom) replan_from_s = seconds();
       if (probed && (done == kReplanAt || done == halfway)) {
@@ -163,6 +199,7 @@ class Trainer {
     }
     if (!opt_.out_dir.empty()) save_checkpoint(opt_.out_dir, prior_seconds_ + seconds());
     result.steps = step_;
+    result.stopped = stop_.load(std::memory_order_relaxed) && step_ < last();
     result.seconds = seconds();
     result.pairs_per_s = double(step_ * opt_.batch_size - prior_pairs_) / std::max(1e-9, result.seconds);
     if (!result.history.empty()) result.final_loss = result.history.back().loss;
@@ -171,16 +208,32 @@ class Trainer {
     return result;
   }
 
-  /// Writes model (config.json, model.safetensors), optimizer state and the trainer's position
-  /// into `dir`, each file atomically.
+  /// Writes model (config.json, model.safetensors), optimizer state and the trainer's position into `dir` as one:
+  /// all into its staging folder, then moved in (finish_checkpoint). A kill at any moment leaves the previous
+  /// checkpoint or this one, never a mix; a failed write (a full disk) leaves the previous one and throws.
   void save_checkpoint(const std::filesystem::path& dir, double elapsed_s) const {
-    io::save_pretrained(model_, dir);
-    const optim::OptimizerState st = optimizer_->state_dict();
-    io::save_safetensors(dir / "optimizer.safetensors", st.to_tensors());
-    nlohmann::json j = {{"step", step_},          {"planned_steps", planned_}, {"batch_size", opt_.batch_size},
-                        {"seed", opt_.seed},      {"elapsed_s", elapsed_s},    {"loss", to_string(opt_.loss)},
-                        {"lock_image", opt_.lock_image}};
-    write_file_atomic(dir / "trainer_state.json", j.dump(2) + "\n", "Trainer::save_checkpoint");
+    namespace fs = std::filesystem;
+    finish_checkpoint(dir);
+    const fs::path staging = dir / kCheckpointStaging;
+    std::error_code ec;
+    fs::create_directories(staging, ec);
+    SIGLITE_CHECK(!ec, "Trainer::save_checkpoint: cannot create ", staging.string(), ": ", ec.message());
+    try {
+      io::save_pretrained(model_, staging);
+      const optim::OptimizerState st = optimizer_->state_dict();
+      io::save_safetensors(staging / "optimizer.safetensors", st.to_tensors());
+      nlohmann::json j = {{"step", step_},          {"planned_steps", planned_}, {"batch_size", opt_.batch_size},
+                          {"seed", opt_.seed},      {"elapsed_s", elapsed_s},    {"loss", to_string(opt_.loss)},
+                          {"lock_image", opt_.lock_image}};
+      write_file_atomic(staging / "trainer_state.json", j.dump(2) + "\n", "Trainer::save_checkpoint");
+      write_file_atomic(staging / kCheckpointCommitted,
+                        "config.json\nmodel.safetensors\noptimizer.safetensors\ntrainer_state.json\n",
+                        "Trainer::save_checkpoint");
+    } catch (...) {
+      fs::remove_all(staging, ec);
+      throw;
+    }
+    finish_checkpoint(dir);
   }
 
  private:
@@ -315,6 +368,8 @@ class Trainer {
   std::unordered_map<int64_t, int64_t> cache_row_;  // dataset index -> its row
   int64_t step_ = 0, planned_ = 0, first_step_ = 0, prior_pairs_ = 0;
   double prior_seconds_ = 0;
+  static_assert(std::atomic<bool>::is_always_lock_free, "request_stop must be safe in a signal handler");
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace siglite::train
