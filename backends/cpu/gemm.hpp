@@ -103,7 +103,10 @@ void gemm_eigen(const GemmArgs<T>& g, const T* a, const T* b, T* c) {
 #ifdef SIGLITE_WITH_ONEDNN
 
 /// One engine and stream for the process, and the matmul primitives built so far, keyed by
-/// every size, stride and flag that shapes the primitive.
+/// every size, stride and flag that shapes the primitive. The primitives are shared by every thread, so each is made
+/// with a user scratchpad and every execution brings its own: oneDNN's default scratchpad is one buffer for all
+/// primitives of the process, which two threads executing at once (two models trained side by side) would both
+/// write.
 class OneDnn {
  public:
   static OneDnn& instance() {
@@ -127,12 +130,13 @@ class OneDnn {
     const memory::desc c_md = matrix_md(g.batch, g.m, g.n, false, g.ldc, g.stride_c);
     const Key key{g.trans_a, g.trans_b, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.batch, g.stride_a, g.stride_b,
                   g.stride_c, g.alpha, g.beta};
-    dnnl::matmul* prim = nullptr;
+    Matmul* prim = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = cache_.find(key);
       if (it == cache_.end()) {
         dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         if (g.alpha != 1.0f) attr.set_output_scales(0, {g.alpha});
         if (g.beta != 0.0f) {
           dnnl::post_ops po;
@@ -140,13 +144,15 @@ class OneDnn {
           attr.set_post_ops(po);
         }
         const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, engine_);
-        it = cache_.emplace(key, dnnl::matmul(pd)).first;
+        it = cache_.emplace(key, Matmul{dnnl::matmul(pd), pd.scratchpad_desc()}).first;
       }
       prim = &it->second;
     }
     memory am(a_md, engine_, const_cast<float*>(a)), bm(b_md, engine_, const_cast<float*>(b)), cm(c_md, engine_, c);
     dnnl::stream s(engine_);
-    prim->execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
+    Scratchpad pad(prim->scratchpad, engine_, args);
+    prim->primitive.execute(s, args);
     s.wait();
   }
 
@@ -171,12 +177,15 @@ class OneDnn {
         const memory::desc b_md = bias ? memory::desc({1, out}, memory::data_type::f32, memory::dims{out, 1})
                                        : memory::desc();
         const memory::desc y_md({rows, out}, memory::data_type::f32, memory::dims{out, 1});
-        const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(x_md, w_any, b_md, y_md), engine_);
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(x_md, w_any, b_md, y_md), attr, engine_);
         const memory::desc w_md({in, out}, memory::data_type::f32, memory::dims{1, in});  // w^T as stored
-        const dnnl::reorder::primitive_desc rd(engine_, w_md, engine_, pd.weights_desc());
+        const dnnl::reorder::primitive_desc rd(engine_, w_md, engine_, pd.weights_desc(), attr);
         it = linear_cache_
                  .emplace(key, LinearPrimitive{dnnl::matmul(pd), dnnl::reorder(rd), x_md, w_md, b_md, y_md,
-                                               pd.weights_desc(), layout_number(pd.weights_desc())})
+                                               pd.weights_desc(), pd.scratchpad_desc(), rd.scratchpad_desc(),
+                                               layout_number(pd.weights_desc())})
                  .first;
       }
       lp = &it->second;
@@ -184,8 +193,10 @@ class OneDnn {
     dnnl::stream s(engine_);
     memory wm(lp->w_md, engine_, const_cast<float*>(w));
     const auto pack = [&](void* dst) {
-      memory pm(lp->packed_md, engine_, dst);
-      lp->reorder.execute(s, wm, pm);
+      std::unordered_map<int, memory> args{{DNNL_ARG_FROM, wm}, {DNNL_ARG_TO, memory(lp->packed_md, engine_, dst)}};
+      Scratchpad pad(lp->reorder_scratchpad, engine_, args);
+      lp->reorder.execute(s, args);
+      s.wait();
     };
     PackedWeights* cache = owner ? PackedWeights::active() : nullptr;
     const size_t bytes = lp->packed_md.get_size();
@@ -202,6 +213,7 @@ class OneDnn {
     memory xm(lp->x_md, engine_, const_cast<float*>(x)), ym(lp->y_md, engine_, y);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, pm}, {DNNL_ARG_DST, ym}};
     if (bias) args.emplace(DNNL_ARG_BIAS, memory(lp->b_md, engine_, const_cast<float*>(bias)));
+    Scratchpad pad(lp->matmul_scratchpad, engine_, args);
     lp->matmul.execute(s, args);
     s.wait();
   }
@@ -223,11 +235,29 @@ class OneDnn {
                          int64_t, int64_t, float, float>;
   /// Bytes from the caching allocator for the length of a call.
   using LinearKey = std::tuple<int64_t, int64_t, int64_t, bool>;
+  struct Matmul {
+    dnnl::matmul primitive;
+    dnnl::memory::desc scratchpad;
+  };
   struct LinearPrimitive {
     dnnl::matmul matmul;
     dnnl::reorder reorder;
-    dnnl::memory::desc x_md, w_md, b_md, y_md, packed_md;
+    dnnl::memory::desc x_md, w_md, b_md, y_md, packed_md, matmul_scratchpad, reorder_scratchpad;
     int64_t layout;  // packed_md's number: equal descriptors, equal numbers
+  };
+  /// The scratchpad of one execution, from the caching allocator, added to its arguments (none when the primitive
+  /// needs none); it lives until the execution has waited.
+  class Scratchpad {
+   public:
+    Scratchpad(const dnnl::memory::desc& md, const dnnl::engine& engine, std::unordered_map<int, dnnl::memory>& args) {
+      const size_t bytes = md.get_size();
+      if (bytes == 0) return;
+      buffer_.emplace(bytes);
+      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(md, engine, buffer_->data));
+    }
+
+   private:
+    std::optional<ScratchBuffer> buffer_;
   };
   /// The number of a packed weight layout, for PackedWeights (called with mu_ held).
   int64_t layout_number(const dnnl::memory::desc& md) {
@@ -238,7 +268,7 @@ class OneDnn {
   }
   dnnl::engine engine_;
   mutable std::mutex mu_;
-  std::map<Key, dnnl::matmul> cache_;
+  std::map<Key, Matmul> cache_;
   std::map<LinearKey, LinearPrimitive> linear_cache_;
   std::vector<dnnl::memory::desc> layouts_;
 };
