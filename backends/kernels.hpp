@@ -85,11 +85,23 @@ struct AttentionArgs {
   T scale = 1;
 };
 
-/// The tiled sigmoid loss over embeddings x, y [n, d] (row-major, contiguous): t' and b are one-element device
-/// buffers, the logits t x_i . y_j + b are computed `tile` x `tile` at a time and never all held.
+/// The tiled sigmoid loss over one block of logits t x_i . y_j + b between x [n, d] and y [m, d] (row-major,
+/// contiguous): t' and b are one-element device buffers, the logits are computed `tile` x `tile` at a time and
+/// never all held. Pair (i, j) is positive (label +1) where `positives` and j == i + positive_offset, negative
+/// (label -1) elsewhere; the sum is divided by `divisor`. A batch of n pairs is the block n x n, offset 0, divisor
+/// n; the chunked loss of a batch spread over devices is made of such blocks (docs/distributed.md).
 struct SigmoidLossArgs {
-  int64_t n = 0, d = 0, tile = 0;
+  int64_t n = 0, m = 0, d = 0, tile = 0;
+  bool positives = true;
+  int64_t positive_offset = 0;
+  double divisor = 1;
 };
+
+/// In the tile whose first row is row i0 and first column is column j0 of the block, the label +1 sits at column
+/// c == r + sigmoid_loss_diagonal(a, i0, j0) of row r; a block without positives gets a diagonal no column reaches.
+inline int64_t sigmoid_loss_diagonal(const SigmoidLossArgs& a, int64_t i0, int64_t j0) {
+  return a.positives ? i0 + a.positive_offset - j0 : a.m + 1;
+}
 
 /// One AdamW step (torch.optim.AdamW): bias_correction1/2 = 1 - beta1^t, 1 - beta2^t for the
 /// parameter's step count t.
@@ -204,10 +216,10 @@ class Kernels : public MemoryKernels<T> {
                         bool to_images) const = 0;
 
   /// The tiled sigmoid loss of docs/loss.md: loss[0] = -sum_ij log_sigmoid(label_ij (exp(t'[0]) x_i . y_j + b[0]))
-  /// / n, label +1 on the diagonal and -1 elsewhere.
+  /// / divisor over the block of SigmoidLossArgs.
   virtual void sigmoid_loss_forward(const SigmoidLossArgs& a, const T* x, const T* y, const T* t_prime,
                                     const T* bias, T* loss) const = 0;
-  /// Its gradients, scaled by the loss's gradient g[0]: dx, dy [n, d] where not null (overwritten), and the
+  /// Its gradients, scaled by the loss's gradient g[0]: dx [n, d] and dy [m, d] where not null (overwritten), and the
   /// gradients of t' and b in dt_prime[0] and dbias[0].
   virtual void sigmoid_loss_backward(const SigmoidLossArgs& a, const T* x, const T* y, const T* t_prime,
                                      const T* bias, const T* g, T* dx, T* dy, T* dt_prime, T* dbias) const = 0;

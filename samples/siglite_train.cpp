@@ -1,5 +1,6 @@
 // siglite-train: trains SigLIP (or SigLiT with --lock-image) on Fashion-MNIST, the captioned
-// shapes or a JSONL manifest, with a progress line, a metrics JSONL file and a JSON summary.
+// shapes or a JSONL manifest, with a progress line, a metrics JSONL file and a JSON summary. Under mpirun (a build
+// with MPI) the ranks train data parallel: rank 0 alone prints, writes and evaluates.
 #include <unistd.h>
 
 #include <csignal>
@@ -17,6 +18,9 @@
 #include <string>
 
 #include "cli.hpp"
+#ifdef SIGLITE_WITH_MPI
+#include <siglite/dist/mpi.hpp>
+#endif
 
 
 using namespace siglite;
@@ -33,7 +37,8 @@ constexpr const char* kUsage = R"(usage: siglite-train --data fmnist|shapes|MANI
   --wd X                 weight decay of weight matrices (default 1e-4)
   --warmup F             warmup, as a fraction of the planned steps (default 0.1)
   --bias-lr-mult X       learning-rate multiplier of t' and b (default 1)
-  --loss NAME            tiled (default), naive or softmax
+  --loss NAME            tiled (default), naive, softmax; under mpirun chunked or gathered (one process: as tiled)
+  --check-sync N         under mpirun, check every N steps that the ranks' weights are identical
   --device NAME          cpu (default) or cuda[:N]
   --precision P          fp32 (default) or tf32: float32 GEMMs on TF32 tensor cores (CUDA); bf16 is not done yet
   --threads N            OpenMP threads (default: all cores)
@@ -49,7 +54,7 @@ constexpr const char* kUsage = R"(usage: siglite-train --data fmnist|shapes|MANI
 const cli::Spec kCli = {"siglite-train",
                         kUsage,
                         {"data", "preset", "config", "batch", "steps", "minutes", "lr", "wd", "warmup",
-                         "bias-lr-mult", "loss", "device", "precision", "threads", "seed", "out", "checkpoint-every", "resume", "lock-image",
+                         "bias-lr-mult", "loss", "check-sync", "device", "precision", "threads", "seed", "out", "checkpoint-every", "resume", "lock-image",
                          "eval-limit"},
                         {"skip-bad"},
                         {},
@@ -88,6 +93,13 @@ void keep_metrics_until(const std::filesystem::path& path, int64_t step) {
     kept += line + "\n";
   }
   write_file_atomic(path, kept, "siglite-train");
+}
+
+/// Whether this process is one rank of an mpirun job (Open MPI's, or a PMI launcher's).
+bool launched_by_mpirun() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
+    if (std::getenv(v) != nullptr) return true;
+  return false;
 }
 
 std::string clock_text(double s) {
@@ -133,7 +145,19 @@ void write_plots(const std::filesystem::path& dir, const std::vector<train::Step
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef SIGLITE_WITH_MPI
+  std::unique_ptr<dist::MpiCommunicator> world;
+  if (launched_by_mpirun()) world = std::make_unique<dist::MpiCommunicator>();
+#endif
+  dist::Communicator* ranks = nullptr;
   try {
+#ifdef SIGLITE_WITH_MPI
+    ranks = world.get();
+#else
+    SIGLITE_CHECK(!launched_by_mpirun(), "siglite-train: started by mpirun, but built without MPI (SIGLITE_WITH_MPI); "
+                                         "install libopenmpi-dev and build again");
+#endif
+    const bool rank0 = ranks == nullptr || ranks->rank() == 0;
     const cli::Args args = cli::parse(kCli, argc, argv);
     const Device device = cli::device(args);
     cli::precision(args);
@@ -191,9 +215,10 @@ int main(int argc, char** argv) {
     if (opt.steps == 0 && opt.minutes == 0) opt.minutes = 10;
 
     train::Trainer trainer(model, *train_set, *tok, opt);
+    if (ranks) trainer.distribute(*ranks, static_cast<int64_t>(args.num("check-sync", 0)));
     if (args.has("resume")) trainer.resume(args.get("resume", ""));
     std::ofstream metrics;
-    if (!out.empty()) {
+    if (!out.empty() && rank0) {
       const std::filesystem::path metrics_path = std::filesystem::path(out) / "metrics.jsonl";
       std::filesystem::create_directories(out);
       tok->save(std::filesystem::path(out) / data::kWordTokenizerFile);
@@ -202,7 +227,7 @@ int main(int argc, char** argv) {
     }
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
-    const bool tty = isatty(fileno(stderr));
+    const bool tty = rank0 && isatty(fileno(stderr));
     trainer.add_callback([&](const train::StepInfo& s) {
       if (stop_signal != 0) trainer.request_stop();
       if (metrics.is_open())
@@ -212,7 +237,7 @@ int main(int argc, char** argv) {
                        .dump()
                 << '\n'
                 << std::flush;  // on disk before the step's checkpoint: a killed run loses no line it saved
-      if (tty || s.step % 10 == 0 || s.step == s.planned_steps) {
+      if (rank0 && (tty || s.step % 10 == 0 || s.step == s.planned_steps)) {
         std::fprintf(stderr, "%sstep %lld/%lld | %.1f pairs/s | loss %.4f | t %.2f b %.2f | lr %.2e | left %s%s",
                      tty ? "\r" : "", static_cast<long long>(s.step), static_cast<long long>(s.planned_steps),
                      s.pairs_per_s, s.loss, s.t, s.b, s.lr, clock_text(s.eta_s).c_str(), tty ? "   " : "\n");
@@ -222,7 +247,10 @@ int main(int argc, char** argv) {
     const train::TrainResult r = trainer.run();
     if (tty) std::fprintf(stderr, "\n");
     if (r.stopped) {
-      const char* name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+      if (!rank0) return stop_signal != 0 ? 128 + stop_signal : 0;
+      const char* name = stop_signal == SIGINT    ? "SIGINT"
+                         : stop_signal == SIGTERM ? "SIGTERM"
+                                                  : "a signal to another rank";
       if (out.empty())
         std::fprintf(stderr, "siglite-train: stopped by %s after step %lld; nothing saved (no --out)\n", name,
                      static_cast<long long>(r.steps));
@@ -231,8 +259,9 @@ int main(int argc, char** argv) {
                      "siglite-train: stopped by %s after step %lld; the checkpoint in %s holds it: continue with the "
                      "same command and --resume %s\n",
                      name, static_cast<long long>(r.steps), out.c_str(), out.c_str());
-      return 128 + stop_signal;
+      return stop_signal != 0 ? 128 + stop_signal : 130;
     }
+    if (!rank0) return 0;  // the other ranks' weights are rank 0's, which evaluates them
     if (!out.empty()) {
       try {  // the checkpoint is already saved: a plot that cannot be written is worth a warning, not the run
         write_plots(out, r.history, to_string(opt.loss), model, *train_set, *tok);
@@ -254,6 +283,9 @@ int main(int argc, char** argv) {
     std::cout << summary.dump() << std::endl;
     return 0;
   } catch (const std::exception& e) {
+#ifdef SIGLITE_WITH_MPI
+    if (world && world->size() > 1) world->abort_job(e.what());  // ends every rank now, rather than leave them waiting
+#endif
     std::fprintf(stderr, "\n%s\n", e.what());
     return 1;
   }

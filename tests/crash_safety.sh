@@ -11,21 +11,9 @@
 set -euo pipefail
 bin=$1
 work=$2
-data=/usr/share/datasets/fashion-mnist
-if [ ! -d "$data" ]; then
-  echo "skipped: $data is missing (install Debian's dataset-fashion-mnist)"
-  exit 77
-fi
-rm -rf "$work"
-mkdir -p "$work"
+source "$(dirname "$0")/program_test.sh"
 train=("$bin/siglite-train" --data fmnist --steps 60 --batch 32 --eval-limit 50 --seed 3)
-status=0
-fail() {
-  echo "FAILED: $*"
-  status=1
-}
 untimed() { sed -E 's/"(pairs_per_s|elapsed_s|seconds)": ?[-+0-9.eE]+,?//g' "$1"; }
-lines() { if [ -f "$1" ]; then grep -c . "$1" || true; else echo 0; fi; }
 saved_step() { if [ -f "$1/trainer_state.json" ]; then sed -nE 's/ *"step": ([0-9]+).*/\1/p' "$1/trainer_state.json"; else echo 0; fi; }
 same_run() {  # the checkpoint in $1 and its summary $2 against the uninterrupted run's
   for f in model.safetensors optimizer.safetensors config.json; do

@@ -8,13 +8,7 @@
 set -euo pipefail
 bin=$1
 work=$2
-data=/usr/share/datasets/fashion-mnist
-if [ ! -d "$data" ]; then
-  echo "skipped: $data is missing (install Debian's dataset-fashion-mnist)"
-  exit 77
-fi
-rm -rf "$work"
-mkdir -p "$work"
+source "$(dirname "$0")/program_test.sh"
 
 for device in cpu far; do
   suffix=$([ "$device" = far ] && echo -far || true)
@@ -29,7 +23,6 @@ for device in cpu far; do
 done
 
 untimed() { sed -E 's/"(pairs_per_s|elapsed_s|seconds)": ?[-+0-9.eE]+,?//g' "$1"; }
-status=0
 compare() {
   if [[ "$1" == *.json || "$1" == *.jsonl ]]; then
     same=$(cmp -s <(untimed "$1") <(untimed "$2") && echo yes || echo no)

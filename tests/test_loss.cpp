@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <siglite/loss/sigmoid.hpp>
 #include <siglite/loss/softmax.hpp>
+#include <siglite/dist/loss.hpp>
 #include <siglite/siglite.hpp>
 
 #include <algorithm>
@@ -172,6 +173,17 @@ void check_against_reference(const std::vector<double>& x, const std::vector<dou
   check_scalar("d bias", bias.grad().item(), ref.d_bias, rtol);
 }
 
+/// The gradients of l into the leaves xs, which are cleared for the next call.
+std::vector<TD> grad(const TD& l, const std::vector<TD>& xs) {
+  l.backward();
+  std::vector<TD> out;
+  for (const TD& x : xs) {
+    out.push_back(x.grad());
+    x.zero_grad();
+  }
+  return out;
+}
+
 void expect_grads(const std::function<TD(const std::vector<TD>&)>& f, const std::vector<TD>& in) {
   const GradcheckResult r = gradcheck(f, in);
   INFO(r.message << " (max abs error " << r.max_abs_error << ")");
@@ -228,6 +240,84 @@ TEST_CASE("loss: sigmoid tiled agrees with naive for every tile size, down to 1"
     check_close("d txt_emb", tiled.d_txt, naive.d_txt, 1e-12);
     check_scalar("d t_prime", tiled.d_tprime, naive.d_tprime, 1e-12);
     check_scalar("d bias", tiled.d_bias, naive.d_bias, 1e-12);
+  }
+}
+
+TEST_CASE("loss: the blocks of the chunked and gathered forms add up to the loss of the batch", "[loss]") {
+  // The single-process form of dist/loss.hpp: a batch of n pairs split into D shards of b, rank r's images against
+  // the texts of rank (r - s) mod D in step s (positives only in step 0), or against all texts at offset r * b.
+  const int64_t n = 12, d = 5;
+  Generator gen(4);
+  const std::vector<double> x = unit_rows(n, d, gen), y = matching_rows(x, n, d, gen);
+  const TD img = leaf<double>(x, {n, d}), txt = leaf<double>(y, {n, d});
+  const TD tp = leaf<double>({0.9}, {1}), bias = leaf<double>({-1.5}, {1});
+  const TD naive = loss::sigmoid_loss(img, txt, tp, bias, SigmoidImpl::Naive);
+  const std::vector<TD> want = grad(naive, {img, txt, tp, bias});
+  for (int64_t D : {1, 2, 3, 4}) {
+    for (bool ring : {true, false}) {
+      for (int64_t tile : {1, 2, 5, 256}) {
+        INFO("D = " << D << (ring ? ", ring" : ", gathered") << ", tile " << tile);
+        const int64_t b = n / D;
+        TD total = TD::zeros({});
+        for (int64_t r = 0; r < D; ++r) {
+          const TD mine = slice(img, 0, r * b, r * b + b, 1);
+          loss::SigmoidBlock block;
+          block.divisor = static_cast<double>(n);
+          block.tile = tile;
+          if (!ring) {
+            block.positive_offset = r * b;
+            total = total + loss::sigmoid_loss_block(mine, txt, tp, bias, block);
+            continue;
+          }
+          for (int64_t s = 0; s < D; ++s) {
+            const int64_t owner = (r - s + D) % D;
+            block.positives = s == 0;
+            total = total + loss::sigmoid_loss_block(mine, slice(txt, 0, owner * b, owner * b + b, 1), tp, bias, block);
+          }
+        }
+        check_scalar("loss", total.item(), naive.item(), 1e-12);
+        const std::vector<TD> got = grad(total, {img, txt, tp, bias});
+        for (size_t k = 0; k < got.size(); ++k) check_close("gradient", got[k].to_vector(), want[k].to_vector(), 1e-12);
+      }
+    }
+  }
+}
+
+TEST_CASE("loss: the chunked and gathered losses of a job of one rank are the tiled loss", "[loss]") {
+  const int64_t n = 9, d = 4;
+  Generator gen(8);
+  const std::vector<double> x = unit_rows(n, d, gen), y = matching_rows(x, n, d, gen);
+  dist::SelfCommunicator self;
+  const auto run = [&](int which) {
+    const TD img = leaf<double>(x, {n, d}), txt = leaf<double>(y, {n, d});
+    const TD tp = leaf<double>({0.9}, {1}), bias = leaf<double>({-1.5}, {1});
+    const TD l = which == 0   ? loss::sigmoid_loss(img, txt, tp, bias, SigmoidImpl::Tiled, 4)
+                 : which == 1 ? dist::chunked_sigmoid_loss(self, img, txt, tp, bias, 4)
+                              : dist::gathered_sigmoid_loss(self, img, txt, tp, bias, 4);
+    std::vector<TD> out = grad(l * 2.0, {img, txt, tp, bias});
+    out.push_back(l.detach());
+    return out;
+  };
+  const std::vector<TD> tiled = run(0);
+  for (int which : {1, 2}) {
+    const std::vector<TD> other = run(which);
+    for (size_t k = 0; k < tiled.size(); ++k)
+      check_close(which == 1 ? "chunked" : "gathered", other[k].to_vector(), tiled[k].to_vector(), 1e-12);
+  }
+}
+
+TEST_CASE("loss: finite-difference gradients of rectangular and negatives-only blocks", "[loss]") {
+  Generator gen(6);
+  for (bool positives : {true, false}) {
+    INFO((positives ? "offset 2" : "negatives only"));
+    loss::SigmoidBlock block;
+    block.positives = positives;
+    block.positive_offset = 2;
+    block.divisor = 7;
+    block.tile = 2;
+    expect_grads([block](const std::vector<TD>& v) { return loss::sigmoid_loss_block(v[0], v[1], v[2], v[3], block); },
+                 {TD::uniform({3, 4}, gen, -1, 1).set_requires_grad(), TD::uniform({5, 4}, gen, -1, 1).set_requires_grad(),
+                  TD::from_vector({0.5}, {1}).set_requires_grad(), TD::from_vector({-1.0}, {1}).set_requires_grad()});
   }
 }
 

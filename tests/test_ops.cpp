@@ -530,6 +530,22 @@ std::vector<OpCase<T>> op_table() {
        [](const V& x) { return loss::sigmoid_loss(x[0], x[1], x[2], x[3], loss::SigmoidImpl::Naive); }},
       {"sigmoid_loss tiled", shapes({{7, 4}, {7, 4}, {1}, {1}}),
        [](const V& x) { return loss::sigmoid_loss(x[0], x[1], x[2], x[3], loss::SigmoidImpl::Tiled, 3); }},
+      {"sigmoid_loss_block", shapes({{5, 4}, {7, 4}, {1}, {1}}),
+       [](const V& x) {
+         loss::SigmoidBlock block;
+         block.positive_offset = 1;
+         block.divisor = 9;
+         block.tile = 3;
+         return loss::sigmoid_loss_block(x[0], x[1], x[2], x[3], block);
+       }},
+      {"sigmoid_loss_block negatives", shapes({{5, 4}, {4, 4}, {1}, {1}}),
+       [](const V& x) {
+         loss::SigmoidBlock block;
+         block.positives = false;
+         block.divisor = 9;
+         block.tile = 2;
+         return loss::sigmoid_loss_block(x[0], x[1], x[2], x[3], block);
+       }},
       {"softmax_loss", shapes({{6, 4}, {6, 4}, {1}}), [](const V& x) { return loss::softmax_loss(x[0], x[1], x[2]); }},
       {"to the host and back", shapes({{3, 2}}),
        [](const V& x) { return (x[0].to(Device::cpu()) * T(3)).to(x[0].device()); }},

@@ -244,7 +244,7 @@ TEST_CASE("train: bad options", "[train][errors]") {
   const data::WordTokenizer tok = tokenizer(ds);
   models::SigLIP<float> model(tiny_config(), 5);
   train::TrainOptions o = options(1);
-  CHECK_THROWS_WITH(parse<train::LossKind>("hinge"), Contains("loss 'hinge' is not naive, tiled or softmax"));
+  CHECK_THROWS_WITH(parse<train::LossKind>("hinge"), Contains("loss 'hinge' is not naive, tiled, softmax, chunked or gathered"));
   CHECK(parse<train::LossKind>("naive") == train::LossKind::Naive);
   CHECK(to_string(train::LossKind::Softmax) == "softmax");
   o = options(0);

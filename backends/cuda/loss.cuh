@@ -58,12 +58,12 @@ __global__ void sigmoid_loss_tile_kernel(const T* s, int64_t rows, int64_t cols,
 }
 
 /// Overwrites the tile s (as sigmoid_loss_tile_kernel's) with t G, where z = t s and G = (sigmoid(z + b) -
-/// [c == r + diag]) * g[0] / n, and adds sum(G) to acc_g[blockIdx.x] and sum(G .* z) to acc_gz[blockIdx.x].
+/// [c == r + diag]) * g[0] / divisor, and adds sum(G) to acc_g[blockIdx.x] and sum(G .* z) to acc_gz[blockIdx.x].
 template <typename T>
 __global__ void sigmoid_loss_tile_backward_kernel(T* s, int64_t rows, int64_t cols, int64_t ld, int64_t diag,
-                                                  const T* t_prime, const T* bias, const T* g, T n, double* acc_g,
+                                                  const T* t_prime, const T* bias, const T* g, double divisor, double* acc_g,
                                                   double* acc_gz) {
-  const T t = ::exp(t_prime[0]), b = bias[0], scale = g[0] / n;
+  const T t = ::exp(t_prime[0]), b = bias[0], scale = static_cast<T>(static_cast<double>(g[0]) / divisor);
   double sum_g = 0, sum_gz = 0;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     T* sr = s + r * ld;
@@ -96,65 +96,66 @@ __global__ void sigmoid_loss_total_kernel(const double* acc, int64_t count, doub
 /// (a float tile of 4096^2 is 64 MiB).
 constexpr int64_t kMinTile = 4096;
 
-/// The tiling of a loss over n rows: tiles of tb rows, nt of them, the tile kernels on `blocks` blocks.
+/// The tiling of a block of n x m logits: square tiles of edge tb, nti row tiles and ntj column tiles, the tile
+/// kernels on `blocks` blocks.
 struct Tiling {
-  int64_t tb, nt, blocks;
+  int64_t tb, nti, ntj, blocks;
   explicit Tiling(const kernels::SigmoidLossArgs& a)
-      : tb(std::min(std::max(a.tile, kMinTile), a.n)), nt(a.n > 0 ? (a.n + tb - 1) / tb : 0),
-        blocks(tb < 1 ? 1 : (tb < kMaxBlocks ? tb : kMaxBlocks)) {}
+      : tb(std::max<int64_t>(1, std::min(std::max(a.tile, kMinTile), std::max(a.n, a.m)))),
+        nti((a.n + tb - 1) / tb), ntj((a.m + tb - 1) / tb), blocks(tb < kMaxBlocks ? tb : kMaxBlocks) {}
 };
 
 }  // namespace loss_detail
 
-/// loss[0] = -sum_ij log_sigmoid(label_ij (exp(t'[0]) x_i . y_j + b[0])) / n, `a.tile` x `a.tile` logits at a
+/// loss[0] = -sum_ij log_sigmoid(label_ij (exp(t'[0]) x_i . y_j + b[0])) / divisor, `a.tile` x `a.tile` logits at a
 /// time: per tile pair, s = X_i Y_j^T (a GEMM), then the tile kernel's block sums; all summed in double.
 template <typename T>
 void sigmoid_loss_forward(const kernels::SigmoidLossArgs& a, const T* x, const T* y, const T* t_prime,
                           const T* bias, T* loss) {
   using namespace loss_detail;
-  const int64_t n = a.n, d = a.d;
+  const int64_t n = a.n, m = a.m, d = a.d;
   const Tiling tl(a);
   Workspace<double> acc(tl.blocks);
   SIGLITE_CUDA_CHECK(cudaMemsetAsync(acc.get(), 0, static_cast<size_t>(tl.blocks) * sizeof(double), stream()));
   Workspace<T> s(tl.tb * tl.tb);
-  for (int64_t i = 0; i < tl.nt; ++i) {
-    for (int64_t j = 0; j < tl.nt; ++j) {
+  for (int64_t i = 0; i < tl.nti; ++i) {
+    for (int64_t j = 0; j < tl.ntj; ++j) {
       const int64_t i0 = i * tl.tb, j0 = j * tl.tb;
-      const int64_t r = std::min(tl.tb, n - i0), c = std::min(tl.tb, n - j0);
+      const int64_t r = std::min(tl.tb, n - i0), c = std::min(tl.tb, m - j0);
       gemm(kernels::single_gemm<T>(false, true, r, c, d, d, d, tl.tb), x + i0 * d, y + j0 * d, s.get());
       sigmoid_loss_tile_kernel<T><<<static_cast<unsigned>(tl.blocks), kThreads, 0, stream()>>>(
-          s.get(), r, c, tl.tb, i0 - j0, t_prime, bias, acc.get());
+          s.get(), r, c, tl.tb, kernels::sigmoid_loss_diagonal(a, i0, j0), t_prime, bias, acc.get());
       SIGLITE_CUDA_LAUNCHED();
     }
   }
-  sigmoid_loss_total_kernel<T><<<1, kThreads, 0, stream()>>>(acc.get(), tl.blocks, static_cast<double>(n), loss);
+  sigmoid_loss_total_kernel<T><<<1, kThreads, 0, stream()>>>(acc.get(), tl.blocks, a.divisor, loss);
   SIGLITE_CUDA_LAUNCHED();
 }
 
-/// Its gradients, scaled by g[0]: per tile pair, with G = (sigmoid(Z) - I) * g[0] / n and Z = t X_i Y_j^T + b,
+/// Its gradients, scaled by g[0]: per tile pair, with G = (sigmoid(Z) - labels_positive) * g[0] / divisor and Z = t X_i Y_j^T + b,
 /// dX_i += t G Y_j, dY_j += t G^T X_i (GEMMs with beta = 1 on zeroed dx and dy), db = sum(G), dt' = sum(G .* (Z -
 /// b)); the tiles' logits recomputed, never kept from forward.
 template <typename T>
 void sigmoid_loss_backward(const kernels::SigmoidLossArgs& a, const T* x, const T* y, const T* t_prime,
                            const T* bias, const T* g, T* dx, T* dy, T* dt_prime, T* dbias) {
   using namespace loss_detail;
-  const int64_t n = a.n, d = a.d;
+  const int64_t n = a.n, m = a.m, d = a.d;
   const Tiling tl(a);
-  const size_t grad_bytes = static_cast<size_t>(n * d) * sizeof(T);
-  if (dx && grad_bytes > 0) SIGLITE_CUDA_CHECK(cudaMemsetAsync(dx, 0, grad_bytes, stream()));
-  if (dy && grad_bytes > 0) SIGLITE_CUDA_CHECK(cudaMemsetAsync(dy, 0, grad_bytes, stream()));
+  const auto bytes = [](int64_t rows, int64_t cols) { return static_cast<size_t>(rows * cols) * sizeof(T); };
+  if (dx && n * d > 0) SIGLITE_CUDA_CHECK(cudaMemsetAsync(dx, 0, bytes(n, d), stream()));
+  if (dy && m * d > 0) SIGLITE_CUDA_CHECK(cudaMemsetAsync(dy, 0, bytes(m, d), stream()));
   Workspace<double> acc(2 * tl.blocks);  // acc_g, then acc_gz
   double* acc_g = acc.get();
   double* acc_gz = acc.get() + tl.blocks;
   SIGLITE_CUDA_CHECK(cudaMemsetAsync(acc.get(), 0, static_cast<size_t>(2 * tl.blocks) * sizeof(double), stream()));
   Workspace<T> s(tl.tb * tl.tb);
-  for (int64_t i = 0; i < tl.nt; ++i) {
-    for (int64_t j = 0; j < tl.nt; ++j) {
+  for (int64_t i = 0; i < tl.nti; ++i) {
+    for (int64_t j = 0; j < tl.ntj; ++j) {
       const int64_t i0 = i * tl.tb, j0 = j * tl.tb;
-      const int64_t r = std::min(tl.tb, n - i0), c = std::min(tl.tb, n - j0);
+      const int64_t r = std::min(tl.tb, n - i0), c = std::min(tl.tb, m - j0);
       gemm(kernels::single_gemm<T>(false, true, r, c, d, d, d, tl.tb), x + i0 * d, y + j0 * d, s.get());
       sigmoid_loss_tile_backward_kernel<T><<<static_cast<unsigned>(tl.blocks), kThreads, 0, stream()>>>(
-          s.get(), r, c, tl.tb, i0 - j0, t_prime, bias, g, static_cast<T>(n), acc_g, acc_gz);
+          s.get(), r, c, tl.tb, kernels::sigmoid_loss_diagonal(a, i0, j0), t_prime, bias, g, a.divisor, acc_g, acc_gz);
       SIGLITE_CUDA_LAUNCHED();
       if (dx) gemm(kernels::single_gemm<T>(false, false, r, d, c, tl.tb, d, d, T(1), T(1)), s.get(), y + j0 * d,
                    dx + i0 * d);

@@ -37,6 +37,8 @@
 
 #include "siglite/loss/sigmoid.hpp"
 #include "siglite/loss/softmax.hpp"
+#include "siglite/dist/communicator.hpp"
+#include "siglite/dist/loss.hpp"
 
 #include "siglite/optim/optim.hpp"
 

@@ -76,12 +76,22 @@ inline std::vector<int64_t> batch_indices(int64_t size, int64_t batch, uint64_t 
   return BatchOrder(size, batch, seed).indices(step);
 }
 
-/// Produces batches step, step+1, ... on a background thread, `depth` ahead of the consumer.
+/// Which part of each batch a loader produces: rows index * b ... index * b + b - 1 of the batch, b = batch / count
+/// (a data-parallel rank's shard; the whole batch by default).
+struct Shard {
+  int index = 0, count = 1;
+};
+
+/// Produces batches step, step+1, ... (their shard `shard`) on a background thread, `depth` ahead of the consumer.
 class Loader {
  public:
   Loader(const Dataset& ds, const Tokenizer& tok, int64_t batch, int64_t text_length, uint64_t seed,
-         int64_t first_step = 0, int depth = 2)
-      : ds_(ds), tok_(tok), order_(ds.size(), batch, seed), length_(text_length), next_(first_step), depth_(depth) {
+         int64_t first_step = 0, int depth = 2, Shard shard = {})
+      : ds_(ds), tok_(tok), order_(ds.size(), batch, seed), length_(text_length), next_(first_step), depth_(depth),
+        shard_(shard) {
+    SIGLITE_CHECK(shard.count >= 1 && shard.index >= 0 && shard.index < shard.count && batch % shard.count == 0,
+                  "Loader: shard ", shard.index, " of ", shard.count, " of a batch of ", batch,
+                  "; the batch must split into equal shards");
     worker_ = std::thread([this] { produce(); });
   }
   ~Loader() {
@@ -128,7 +138,13 @@ class Loader {
           cv_.wait(lock, [this] { return stop_ || static_cast<int>(queue_.size()) < depth_; });
           if (stop_) return;
         }
-        TextImageBatch b = load(ds_, tok_, order_.indices(next_++), length_);
+        std::vector<int64_t> indices = order_.indices(next_++);
+        if (shard_.count > 1) {
+          const size_t per_shard = indices.size() / static_cast<size_t>(shard_.count);
+          const auto first = indices.begin() + static_cast<std::ptrdiff_t>(per_shard * size_t(shard_.index));
+          indices = std::vector<int64_t>(first, first + static_cast<std::ptrdiff_t>(per_shard));
+        }
+        TextImageBatch b = load(ds_, tok_, indices, length_);
         {
           std::lock_guard<std::mutex> lock(mu_);
           queue_.push_back(std::move(b));
@@ -148,6 +164,7 @@ class Loader {
   int64_t length_;
   int64_t next_;
   int depth_;
+  Shard shard_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<TextImageBatch> queue_;

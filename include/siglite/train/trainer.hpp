@@ -1,6 +1,7 @@
 // The training loop as a library: SigLIP (or SigLiT, with the image tower locked) on a dataset,
-// AdamW with linear warmup and cosine decay, the sigmoid (naive or tiled) or softmax loss,
-// gradient clipping, callbacks, atomic checkpoints and exact resume.
+// AdamW with linear warmup and cosine decay, the sigmoid (naive, tiled, chunked or gathered) or softmax loss,
+// gradient clipping, callbacks, atomic checkpoints and exact resume; data parallel over the ranks of a
+// dist::Communicator (Trainer::distribute).
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -18,6 +19,8 @@
 #include "siglite/core/files.hpp"
 #include "siglite/core/names.hpp"
 #include "siglite/data/loader.hpp"
+#include "siglite/dist/data_parallel.hpp"
+#include "siglite/dist/loss.hpp"
 #include "siglite/io/checkpoint.hpp"
 #include "siglite/loss/sigmoid.hpp"
 #include "siglite/loss/softmax.hpp"
@@ -25,8 +28,9 @@
 
 namespace siglite::train {
 
-/// The loss a Trainer minimises: the sigmoid loss naive or tiled (loss/sigmoid.hpp), or the softmax (CLIP) loss.
-enum class LossKind { Naive, Tiled, Softmax };
+/// The loss a Trainer minimises: the sigmoid loss naive or tiled (loss/sigmoid.hpp), chunked or gathered over the
+/// ranks (dist/loss.hpp), or the softmax (CLIP) loss.
+enum class LossKind { Naive, Tiled, Softmax, Chunked, Gathered };
 
 }  // namespace siglite::train
 
@@ -35,7 +39,9 @@ template <>
 struct EnumNames<train::LossKind> {
   static constexpr const char* what = "loss";
   static constexpr std::pair<train::LossKind, const char*> values[] = {
-      {train::LossKind::Naive, "naive"}, {train::LossKind::Tiled, "tiled"}, {train::LossKind::Softmax, "softmax"}};
+      {train::LossKind::Naive, "naive"},     {train::LossKind::Tiled, "tiled"},
+      {train::LossKind::Softmax, "softmax"}, {train::LossKind::Chunked, "chunked"},
+      {train::LossKind::Gathered, "gathered"}};
 };
 }  // namespace siglite
 
@@ -132,6 +138,25 @@ class Trainer {
     ao.beta2 = opt_.beta2;
     ao.weight_decay = opt_.weight_decay;
     optimizer_ = std::make_unique<optim::AdamW>(groups, ao);
+    for (const auto& [name, p] : trainable) trainable_.push_back(p);
+  }
+
+  /// Trains as one rank of `comm`, data parallel (docs/distributed.md): each rank takes its shard of every batch
+  /// (batch_size is the global batch), the loss is chunked or gathered over the ranks, the gradients are summed
+  /// over them before the update, rank 0 alone writes checkpoints, and the ranks agree on when to stop. Checks that
+  /// every rank holds the same weights; with check_sync_every > 0, checks it again every that many steps. Call it on
+  /// every rank, before resume() and run(); `comm` must outlive the trainer.
+  void distribute(dist::Communicator& comm, int64_t check_sync_every = 0) {
+    SIGLITE_CHECK(step_ == 0 && planned_ == 0, "Trainer::distribute: call it before resume() and run()");
+    SIGLITE_CHECK(opt_.batch_size % comm.size() == 0, "Trainer: a batch of ", opt_.batch_size,
+                  " does not split into equal shards for ", comm.size(), " ranks");
+    SIGLITE_CHECK(comm.size() == 1 || opt_.loss == LossKind::Chunked || opt_.loss == LossKind::Gathered,
+                  "Trainer: the ", to_string(opt_.loss), " loss sees only one rank's shard of the batch; over ",
+                  comm.size(), " ranks use the chunked or gathered loss");
+    SIGLITE_CHECK(check_sync_every >= 0, "Trainer::distribute: check_sync_every ", check_sync_every, " is negative");
+    comm_ = &comm;
+    check_sync_every_ = check_sync_every;
+    dist::check_identical(comm, model_.named_parameters(), "at start");
   }
 
   void add_callback(Callback cb) { callbacks_.push_back(std::move(cb)); }
@@ -152,7 +177,8 @@ class Trainer {
   /// Continues from a checkpoint directory written by this trainer (model, optimizer, step and
   /// plan); the batches that follow are those an uninterrupted run would have seen.
   void resume(const std::filesystem::path& dir) {
-    finish_checkpoint(dir);
+    if (comm().rank() == 0) finish_checkpoint(dir);  // the one writer completes a cut write before anyone reads
+    comm().barrier();
     const nlohmann::json st = read_state(dir / "trainer_state.json");
     SIGLITE_CHECK(st.at("batch_size") == opt_.batch_size && st.at("seed") == opt_.seed, "Trainer: ", dir.string(),
                   " was written with batch size ", st.at("batch_size"), " and seed ", st.at("seed"), ", not ",
@@ -171,7 +197,8 @@ class Trainer {
   TrainResult run() {
     const double start = clock_();
     const auto seconds = [&] { return clock_() - start; };
-    data::Loader loader(ds_, tok_, opt_.batch_size, model_.config().text.max_position_embeddings, opt_.seed, step_);
+    data::Loader loader(ds_, tok_, opt_.batch_size, model_.config().text.max_position_embeddings, opt_.seed, step_, 2,
+                        {comm().rank(), comm().size()});
     first_step_ = step_;
     const bool probed = planned_ == 0 && opt_.steps == 0;
     if (planned_ == 0) plan(loader, seconds);
@@ -180,8 +207,11 @@ class Trainer {
     const auto last = [&] { return opt_.stop_at > 0 ? std::min(opt_.stop_at, planned_) : planned_; };
     double replan_from_s = 0;
     int64_t halfway = -1;  // steps done at the second re-plan
-    while (step_ < last() && (opt_.steps > 0 || prior_seconds_ + seconds() < budget_s) &&
-           !stop_.load(std::memory_order_relaxed)) {
+    const auto go_on = [&] {  // every rank's answer: rank 0's clock alone would let the others run one step more
+      return dist::all_ranks(comm(), step_ < last() && (opt_.steps > 0 || prior_seconds_ + seconds() < budget_s) &&
+                                         !stop_.load(std::memory_order_relaxed));
+    };
+    while (go_on()) {
       const int64_t done = step_ - first_step_;
       if (probed && done == kReplanFrom) replan_from_s = seconds();
       if (probed && (done == kReplanAt || done == halfway)) {
@@ -194,13 +224,16 @@ class Trainer {
       info.eta_s = double(planned_ - step_) * seconds() / double(std::max<int64_t>(1, step_ - first_step_));
       result.history.push_back(info);
       for (const auto& cb : callbacks_) cb(info);
-      if (!opt_.out_dir.empty() && opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0)
+      if (check_sync_every_ > 0 && step_ % check_sync_every_ == 0)
+        dist::check_identical(comm(), model_.named_parameters(), detail::cat("after step ", step_));
+      if (writes() && opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0)
         save_checkpoint(opt_.out_dir, prior_seconds_ + seconds());
     }
-    if (!opt_.out_dir.empty()) save_checkpoint(opt_.out_dir, prior_seconds_ + seconds());
+    if (writes()) save_checkpoint(opt_.out_dir, prior_seconds_ + seconds());
     result.steps = step_;
-    result.stopped = stop_.load(std::memory_order_relaxed) && step_ < last();
     result.seconds = seconds();
+    // Ended early by a stop request: this rank's, or another rank's that all_ranks passed on.
+    result.stopped = step_ < last() && (opt_.steps > 0 || prior_seconds_ + result.seconds < budget_s);
     result.pairs_per_s = double(step_ * opt_.batch_size - prior_pairs_) / std::max(1e-9, result.seconds);
     if (!result.history.empty()) result.final_loss = result.history.back().loss;
     result.t = std::exp(double(model_.logit_scale.item()));
@@ -254,9 +287,12 @@ class Trainer {
     if (opt_.steps > 0) {
       planned_ = opt_.steps;
     } else {
-      const data::TextImageBatch probe = data::Loader::load(
-          ds_, tok_, data::batch_indices(ds_.size(), opt_.batch_size, opt_.seed ^ 0x5eedULL, 0),
-          model_.config().text.max_position_embeddings);
+      std::vector<int64_t> indices = data::batch_indices(ds_.size(), opt_.batch_size, opt_.seed ^ 0x5eedULL, 0);
+      const auto per_rank = static_cast<std::ptrdiff_t>(indices.size()) / comm().size();
+      indices = std::vector<int64_t>(indices.begin() + per_rank * comm().rank(),
+                                     indices.begin() + per_rank * (comm().rank() + 1));
+      const data::TextImageBatch probe =
+          data::Loader::load(ds_, tok_, indices, model_.config().text.max_position_embeddings);
       double per_step = 0;
       for (int i = 0; i < 2; ++i) {
         const double t0 = seconds();
@@ -266,7 +302,7 @@ class Trainer {
         per_step = seconds() - t0;
       }
       const double left = opt_.minutes * 60.0 - prior_seconds_ - seconds();
-      planned_ = std::max<int64_t>(1, static_cast<int64_t>(left / (per_step * 1.03)));
+      planned_ = dist::from_rank0(comm(), std::max<int64_t>(1, static_cast<int64_t>(left / (per_step * 1.03))));
     }
     set_schedule();
   }
@@ -276,7 +312,8 @@ class Trainer {
   /// that plan, each time from the mean step time since kReplanFrom (the steps before it, with cold caches
   /// and the allocator filling, are not timed), keeping 2% of the time left to spare.
   void replan(double left_s, double per_step_s) {
-    planned_ = std::max<int64_t>(step_ + 1, step_ + static_cast<int64_t>(left_s / (per_step_s * 1.02)));
+    planned_ = dist::from_rank0(
+        comm(), std::max<int64_t>(step_ + 1, step_ + static_cast<int64_t>(left_s / (per_step_s * 1.02))));
     set_schedule();
   }
 
@@ -319,20 +356,29 @@ class Trainer {
   Tensor<float> forward_loss(const data::TextImageBatch& b) {
     const Tensor<float> img = image_embeddings(b);
     const Tensor<float> txt = model_.text_embeddings(b.ids.to(model_.device()));
-    if (opt_.loss == LossKind::Softmax) return loss::softmax_loss(img, txt, model_.logit_scale);
+    switch (opt_.loss) {
+      case LossKind::Softmax: return loss::softmax_loss(img, txt, model_.logit_scale);
+      case LossKind::Chunked: return dist::chunked_sigmoid_loss(comm(), img, txt, model_.logit_scale, model_.logit_bias);
+      case LossKind::Gathered:
+        return dist::gathered_sigmoid_loss(comm(), img, txt, model_.logit_scale, model_.logit_bias);
+      case LossKind::Naive:
+      case LossKind::Tiled: break;
+    }
     return loss::sigmoid_loss(img, txt, model_.logit_scale, model_.logit_bias,
                               opt_.loss == LossKind::Naive ? loss::SigmoidImpl::Naive : loss::SigmoidImpl::Tiled);
   }
 
   /// One step. The host waits for the device twice: once for the loss with the t' and b it used (one copy of
   /// three numbers; a non-finite loss stops the run before backward), once for the gradient norm (a
-  /// non-finite one stops it before the update).
+  /// non-finite one stops it before the update). Over several ranks the loss read is the global batch's, the
+  /// gradients are summed over the ranks after backward, and so every rank takes the same decisions and update.
   StepInfo train_step(const data::TextImageBatch& b) {
     StepInfo info;
     info.lr = optimizer_->current_lr();
     const Tensor<float> loss = forward_loss(b);
+    const Tensor<float> shown = comm().size() > 1 ? dist::global_loss(comm(), loss) : loss.detach();
     const std::vector<float> read =
-        concat(std::vector<Tensor<float>>{loss.detach().reshape({1}), model_.logit_scale.detach(),
+        concat(std::vector<Tensor<float>>{shown.reshape({1}), model_.logit_scale.detach(),
                                           model_.logit_bias.detach()})
             .to_vector();
     info.loss = read[0];
@@ -342,6 +388,7 @@ class Trainer {
                   "; stopped without updating the model",
                   opt_.out_dir.empty() ? "" : detail::cat(" (the last checkpoint in ", opt_.out_dir, " is intact)"));
     loss.backward();
+    dist::all_reduce_gradients(comm(), trainable_);
     info.grad_norm = opt_.clip_norm > 0 ? optim::clip_grad_norm(*optimizer_, opt_.clip_norm) : optim::grad_norm(*optimizer_);
     SIGLITE_CHECK(std::isfinite(info.grad_norm), "train: the gradient norm is ", info.grad_norm, " at step ", step_ + 1,
                   "; stopped without updating the model",
@@ -354,11 +401,20 @@ class Trainer {
     return info;
   }
 
+  /// The ranks this trainer is one of: those given to distribute(), or this process alone.
+  dist::Communicator& comm() { return comm_ ? *comm_ : self_; }
+  /// Whether this rank writes checkpoints: with out_dir, on rank 0.
+  bool writes() { return !opt_.out_dir.empty() && comm().rank() == 0; }
+
   models::SigLIP<float>& model_;
   const data::Dataset& ds_;
   const data::Tokenizer& tok_;
   TrainOptions opt_;
   std::unique_ptr<optim::AdamW> optimizer_;
+  std::vector<Tensor<float>> trainable_;  // the parameters the optimizer updates, in its order
+  dist::SelfCommunicator self_;
+  dist::Communicator* comm_ = nullptr;
+  int64_t check_sync_every_ = 0;
   std::vector<Callback> callbacks_;
   std::function<double()> clock_ = [] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
