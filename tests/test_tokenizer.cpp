@@ -4,8 +4,11 @@
 #include <siglite/data/sentencepiece_tokenizer.hpp>
 #include <siglite/data/tokenizer.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -250,7 +253,26 @@ fs::path train_tiny_model(const TempDir& dir, bool dummy_prefix) {
 
 }  // namespace
 
-TEST_CASE("SentencePieceTokenizer canonicalizes text as HF's SiglipTokenizer", "[tokenizer]") {
+TEST_CASE("SentencePieceTokenizer gives the ids of HF's SiglipTokenizer on two models it made", "[tokenizer][golden]") {
+  // tests/reference/make_tokenizer_golden.py: transformers' SiglipTokenizer, padding to "length" with truncation.
+  const fs::path dir = fs::path(SIGLITE_TEST_DATA) / "tokenizer";
+  std::ifstream in(dir / "golden.json");
+  REQUIRE(in);
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  const int64_t length = golden.at("length");
+  std::map<std::string, int> cases;
+  for (const nlohmann::json& c : golden.at("cases")) {
+    const std::string model = c.at("model"), text = c.at("text");
+    INFO(model << ": '" << text << "'");
+    const SentencePieceTokenizer tok(dir / model);
+    CHECK(tok.encode_padded(text, length) == c.at("ids").get<Ids>());
+    ++cases[model];
+  }
+  CHECK(cases == std::map<std::string, int>{{"nodummy.model", 13}, {"spiece.model", 13}});
+}
+
+TEST_CASE("SentencePieceTokenizer::canonicalize deletes ASCII punctuation, collapses whitespace, lower-cases",
+          "[tokenizer]") {
   CHECK(SentencePieceTokenizer::canonicalize("A T-Shirt, on a Photo!") == "a tshirt on a photo");
   CHECK(SentencePieceTokenizer::canonicalize("  lots \t of\n\nspace  ") == "lots of space");
   CHECK(SentencePieceTokenizer::canonicalize("a , b") == "a b");
@@ -330,6 +352,14 @@ TEST_CASE("SentencePieceTokenizer: a model the library's trie builder throws on 
   REQUIRE(fs::is_regular_file(path));
   CHECK_THROWS_WITH(SentencePieceTokenizer(path), Contains(path) && Contains("cannot load the model") &&
                                                       Contains("zero-length key"));
+}
+
+TEST_CASE("SentencePieceTokenizer: a model without an unknown piece is an Error naming the file", "[tokenizer]") {
+  // Found by libFuzzer (tests/fuzz): a model without dummy prefix whose unk id is -1 made SentencePieceProcessor's
+  // IdToPiece abort the process (a protobuf CHECK) where the tokenizer looks up HF's "<unk>" prefix.
+  const std::string path = std::string(SIGLITE_TEST_DATA) + "/../fuzz/corpus/sentencepiece/no-unknown-piece.model";
+  REQUIRE(fs::is_regular_file(path));
+  CHECK_THROWS_WITH(SentencePieceTokenizer(path), Contains(path) && Contains("no unknown piece"));
 }
 
 #endif  // SIGLITE_WITH_SENTENCEPIECE

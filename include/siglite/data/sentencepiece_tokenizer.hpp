@@ -8,9 +8,11 @@
 // - canonicalize_text: deletes the characters of Python's string.punctuation (the 32 ASCII punctuation
 //   characters; deleted, not replaced by a space, so "t-shirt" -> "tshirt"), collapses whitespace runs to one space
 //   and strips both ends. Here: the same, for ASCII whitespace (Python also counts Unicode spaces).
-// - It loads spiece.model with add_dummy_prefix switched off and encodes "▁" + text itself, through an "<unk>"
-//   prefix that it strips again. The ids are those of a model that adds the dummy prefix; here a model that adds it
-//   encodes the text directly, and one that does not gets HF's "<unk>" + "▁" + text treatment.
+// - tokenize() canonicalizes "▁" + the text (its own "▁" turned into spaces), so that a text that starts with
+//   whitespace or punctuation keeps a lone "▁" before its first word; the result is encoded behind "<unk>", and as
+//   many ids as "<unk>" alone encodes to are dropped again (the model as it is, dummy prefix or not). Here: the same.
+// - Text that contains a special token ("</s>", "<unk>", "<pad>") literally: HF splits it out as that token before
+//   canonicalizing; here it is canonicalized like any other text.
 // - EOS ("</s>") is appended. Its pad token is "</s>" too (pad_token="</s>" by default), so padding to
 //   model_max_length=64 repeats EOS: the same sticky EOS as big_vision, and what Tokenizer::batch produces.
 //   (SiglipTextConfig's default pad_token_id is 1; its bos/eos ids 49406/49407 are CLIP leftovers, unused.)
@@ -20,6 +22,7 @@
 
 #ifdef SIGLITE_WITH_SENTENCEPIECE
 #include <memory>
+#include <string_view>
 
 #include <sentencepiece_processor.h>
 
@@ -65,32 +68,28 @@ class SentencePieceTokenizer : public Tokenizer {
     SIGLITE_CHECK(status.ok(), where, ": cannot load the model (", status.ToString(), ")");
     const int eos = sp->PieceToId("</s>");
     // PieceToId answers the unk id for a missing piece.
-    SIGLITE_CHECK(eos >= 0 && sp->IdToPiece(eos) == "</s>", where, ": the model has no \"</s>\" piece");
+    SIGLITE_CHECK(eos >= 0 && eos < sp->GetPieceSize() && sp->IdToPiece(eos) == "</s>", where,
+                  ": the model has no \"</s>\" piece");
     eos_ = eos;
-    std::vector<std::string> pieces;
-    check(sp->Encode("a", &pieces), "encode");
-    std::string joined;
-    for (const std::string& p : pieces) joined += p;
-    dummy_prefix_ = joined.rfind(kSpaceSymbol, 0) == 0;
-    if (!dummy_prefix_) {
-      unk_prefix_ = sp->IdToPiece(sp->unk_id());
-      std::vector<int> ids;
-      check(sp->Encode(unk_prefix_, &ids), "encode");
-      unk_prefix_length_ = ids.size();
-    }
+    // IdToPiece of an id outside the pieces aborts the process (a protobuf CHECK), so the unk id is checked first.
+    const int unk = sp->unk_id();
+    SIGLITE_CHECK(unk >= 0 && unk < sp->GetPieceSize(), where, ": the model has no unknown piece (its unk id is ",
+                  unk, ")");
+    unk_prefix_ = sp->IdToPiece(unk);
+    std::vector<int> ids;
     sp_ = std::move(sp);
+    check(sp_->Encode(unk_prefix_, &ids), "encode");
+    unk_prefix_length_ = ids.size();
   }
 
   std::vector<int64_t> encode(const std::string& text) const override {
-    const std::string canonical = canonicalize(text, lower_case_);
-    std::vector<int> ids;
-    if (canonical.empty()) return {};
-    if (dummy_prefix_) {
-      check(sp_->Encode(canonical, &ids), "encode");
-      return std::vector<int64_t>(ids.begin(), ids.end());
-    }
+    std::string spaced = text;  // the text's own word-boundary marks become spaces
+    for (size_t at = spaced.find(kSpaceSymbol); at != std::string::npos; at = spaced.find(kSpaceSymbol, at + 1))
+      spaced.replace(at, kSpaceSymbol.size(), " ");
+    if (canonicalize(spaced, lower_case_).empty()) return {};
     // The model strips a leading "▁"; HF keeps it by encoding behind "<unk>" and dropping that part again.
-    check(sp_->Encode(unk_prefix_ + kSpaceSymbol + canonical, &ids), "encode");
+    std::vector<int> ids;
+    check(sp_->Encode(unk_prefix_ + canonicalize(std::string(kSpaceSymbol) + spaced, lower_case_), &ids), "encode");
     const size_t skip = std::min(unk_prefix_length_, ids.size());
     return std::vector<int64_t>(ids.begin() + static_cast<std::ptrdiff_t>(skip), ids.end());
   }
@@ -115,7 +114,7 @@ class SentencePieceTokenizer : public Tokenizer {
   const sentencepiece::SentencePieceProcessor& processor() const { return *sp_; }
 
  private:
-  static constexpr const char* kSpaceSymbol = "\xE2\x96\x81";  // U+2581, SentencePiece's word-boundary mark
+  static constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581, SentencePiece's word-boundary mark
 
   void check(const sentencepiece::util::Status& status, const char* what) const {
     SIGLITE_CHECK(status.ok(), "SentencePieceTokenizer: ", path_.string(), ": ", what, " failed (",
@@ -127,7 +126,6 @@ class SentencePieceTokenizer : public Tokenizer {
   // Shared and immutable: copies of the tokenizer share one loaded model (Encode is const and thread-safe).
   std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp_;
   int64_t eos_ = 0;
-  bool dummy_prefix_ = true;
   std::string unk_prefix_;
   size_t unk_prefix_length_ = 0;
 };
