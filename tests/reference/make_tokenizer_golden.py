@@ -27,12 +27,12 @@ TEXTS = [
     "a photo of a cat",
     "A Photo of a CAT!",
     "A dog in a T-shirt, on a photo.",
-    "  lots \t of\n\nspace  ",        # leading whitespace: HF keeps a lone word-boundary mark before "lots"
-    "? a dog",                       # so does leading punctuation
+    "  lots \t of\n\nspace  ",        # leading whitespace: "▁ lots", a lone mark where the normalizer keeps it
+    "? a dog",                       # leading punctuation: the same
     "\u2581a cat \u2581",              # the text's own word-boundary marks count as spaces
     "the cat's mat; the dog's car",
     "a zebra, quietly",           # pieces outside the corpus: characters fall back to <unk>
-    "caf\u00e9 \u00fcber \u65e5\u672c",  # non-ASCII, kept and lower-cased by Python's str.lower
+    "caf\u00e9 \u00fcber \u65e5\u672c",  # non-ASCII, kept as it is (already lower case)
     "a photo of a cat and a dog and the sea and a big blue house on the mat",  # truncated to LENGTH
     "",
     "?!",

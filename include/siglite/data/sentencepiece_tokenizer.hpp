@@ -9,8 +9,10 @@
 //   characters; deleted, not replaced by a space, so "t-shirt" -> "tshirt"), collapses whitespace runs to one space
 //   and strips both ends. Here: the same, for ASCII whitespace (Python also counts Unicode spaces).
 // - tokenize() canonicalizes "▁" + the text (its own "▁" turned into spaces), so that a text that starts with
-//   whitespace or punctuation keeps a lone "▁" before its first word; the result is encoded behind "<unk>", and as
-//   many ids as "<unk>" alone encodes to are dropped again (the model as it is, dummy prefix or not). Here: the same.
+//   whitespace or punctuation begins "▁ " (kept as a lone "▁" piece by a model whose normalizer does not merge the
+//   two); the result is encoded behind "<unk>", and as many ids as "<unk>" alone encodes to are dropped again. In
+//   transformers 5 the model is used as it is (legacy=True, SiglipTokenizer's default, leaves its dummy prefix on).
+//   Here: the same, checked against transformers' ids (tests/reference/tokenizer).
 // - Text that contains a special token ("</s>", "<unk>", "<pad>") literally: HF splits it out as that token before
 //   canonicalizing; here it is canonicalized like any other text.
 // - EOS ("</s>") is appended. Its pad token is "</s>" too (pad_token="</s>" by default), so padding to
@@ -86,10 +88,11 @@ class SentencePieceTokenizer : public Tokenizer {
     std::string spaced = text;  // the text's own word-boundary marks become spaces
     for (size_t at = spaced.find(kSpaceSymbol); at != std::string::npos; at = spaced.find(kSpaceSymbol, at + 1))
       spaced.replace(at, kSpaceSymbol.size(), " ");
-    if (canonicalize(spaced, lower_case_).empty()) return {};
+    const std::string canonical = canonicalize(std::string(kSpaceSymbol) + spaced, lower_case_);
+    if (canonical == kSpaceSymbol) return {};  // nothing but the mark: an empty text
     // The model strips a leading "▁"; HF keeps it by encoding behind "<unk>" and dropping that part again.
     std::vector<int> ids;
-    check(sp_->Encode(unk_prefix_ + canonicalize(std::string(kSpaceSymbol) + spaced, lower_case_), &ids), "encode");
+    check(sp_->Encode(unk_prefix_ + canonical, &ids), "encode");
     const size_t skip = std::min(unk_prefix_length_, ids.size());
     return std::vector<int64_t>(ids.begin() + static_cast<std::ptrdiff_t>(skip), ids.end());
   }
