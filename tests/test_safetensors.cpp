@@ -180,6 +180,34 @@ TEST_CASE("safetensors: F16, BF16 and F64 are read as float", "[safetensors]") {
   CHECK(t.at("d").to_vector() == std::vector<float>{0.1f, -2.5f});
 }
 
+TEST_CASE("safetensors: read as double, F64 values stay exact and F32 values convert", "[safetensors]") {
+  // The model golden file (tests/reference/make_model_golden.py) holds float64 values only.
+  const std::filesystem::path golden = std::filesystem::path(SIGLITE_TEST_DATA) / "siglip_tiny" / "golden.safetensors";
+  const io::SafetensorsContentsOf<double> wide = io::read_safetensors<double>(golden);
+  const io::SafetensorsContents narrow = io::read_safetensors(golden);
+  REQUIRE(wide.tensors.size() == narrow.tensors.size());
+  size_t not_float = 0;  // values that float cannot hold, which only the double read keeps
+  for (const auto& [name, t] : wide.tensors) {
+    INFO(name);
+    CHECK(wide.dtypes.at(name) == "F64");
+    const std::vector<double> d = t.to_vector();
+    const std::vector<float> f = narrow.tensors.at(name).to_vector();
+    REQUIRE(d.size() == f.size());
+    for (size_t i = 0; i < d.size(); ++i) {
+      CHECK(f[i] == static_cast<float>(d[i]));
+      not_float += static_cast<double>(f[i]) != d[i];
+    }
+  }
+  CHECK(not_float > 1000);
+
+  TempDir dir;
+  const TF x = TF::from_vector({1.5f, -0.1f, 3e-39f, std::numeric_limits<float>::infinity()});
+  io::save_safetensors(dir / "f32.safetensors", io::TensorMap{{"x", x}});
+  const std::vector<double> back = io::load_safetensors<double>(dir / "f32.safetensors").at("x").to_vector();
+  const std::vector<float> want = x.to_vector();
+  CHECK(back == std::vector<double>(want.begin(), want.end()));
+}
+
 TEST_CASE("safetensors: I64 and I32 are read as int64, apart from the float tensors", "[safetensors]") {
   TempDir dir;
   const fs::path file = dir / "ids.safetensors";

@@ -12,7 +12,8 @@
 // A 0-d tensor has shape [] (one element); a tensor with a zero extent has begin == end.
 //
 // Writing: F32, in the order given (a std::map writes in name order). Reading: F32, F16, BF16 and F64, converted
-// to float; I64 and I32 as int64 (SafetensorsContents::int_tensors). Every violation of the layout above is a
+// to float (or to double: read_safetensors<double> keeps F64 values exact); I64 and I32 as int64
+// (SafetensorsContents::int_tensors). Every violation of the layout above is a
 // siglite::Error naming the file and the problem, found before any tensor memory is allocated, whatever the
 // dtype. Saving is atomic: a temporary file next to the target, then a rename over it.
 #pragma once
@@ -28,6 +29,7 @@
 #include <string>
 #include <system_error>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -44,18 +46,22 @@
 
 namespace siglite::io {
 
-using TensorMap = std::map<std::string, Tensor<float>>;
+template <typename T>
+using TensorMapOf = std::map<std::string, Tensor<T>>;
+using TensorMap = TensorMapOf<float>;
 using IntTensorMap = std::map<std::string, Tensor<int64_t>>;
 using NamedTensorList = std::vector<std::pair<std::string, Tensor<float>>>;
 using StringMap = std::map<std::string, std::string>;
 
 /// What a safetensors file holds: its tensors by kind, the dtype each had in the file, and its "__metadata__".
-struct SafetensorsContents {
-  TensorMap tensors;  // F32, F16, BF16, F64, converted to float
+template <typename T = float>
+struct SafetensorsContentsOf {
+  TensorMapOf<T> tensors;  // F32, F16, BF16, F64, converted to T
   IntTensorMap int_tensors;  // I64, I32, as int64
   StringMap dtypes;  // every tensor's dtype as stored: "F16", "I64", ...
   StringMap metadata;
 };
+using SafetensorsContents = SafetensorsContentsOf<float>;
 
 /// Headers above this size are refused as corrupt (the format's reference implementation uses the same cap).
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
@@ -198,26 +204,32 @@ inline void read_exact(std::istream& in, const fs::path& path, char* out, uint64
   if (static_cast<uint64_t>(in.gcount()) != n) fail(path, cat("read error in ", what));
 }
 
-inline Tensor<float> read_float_tensor(std::istream& in, const fs::path& path, const Entry& e) {
-  Tensor<float> t = Tensor<float>::empty(e.shape, Device::cpu());
+template <typename T>
+Tensor<T> read_float_tensor(std::istream& in, const fs::path& path, const Entry& e) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "safetensors: reads float or double");
+  Tensor<T> t = Tensor<T>::empty(e.shape, Device::cpu());
   const uint64_t n = static_cast<uint64_t>(t.numel()), bytes = e.end - e.begin;
   const std::string what = cat("tensor '", e.name, "'");
-  if (e.dtype == "F32") {
+  if (e.dtype == (std::is_same_v<T, float> ? "F32" : "F64")) {
     read_exact(in, path, reinterpret_cast<char*>(t.data()), bytes, what);
     return t;
   }
   std::vector<char> raw(bytes);
   read_exact(in, path, raw.data(), bytes, what);
-  float* out = t.data();
+  T* out = t.data();
   for (uint64_t i = 0; i < n; ++i) {
     if (e.dtype == "F64") {
       double d;
       std::memcpy(&d, raw.data() + 8 * i, sizeof d);
-      out[i] = static_cast<float>(d);
+      out[i] = static_cast<T>(d);
+    } else if (e.dtype == "F32") {
+      float f;
+      std::memcpy(&f, raw.data() + 4 * i, sizeof f);
+      out[i] = f;
     } else {
       uint16_t h;
       std::memcpy(&h, raw.data() + 2 * i, sizeof h);
-      out[i] = e.dtype == "F16" ? half_to_float(h) : bf16_to_float(h);
+      out[i] = static_cast<T>(e.dtype == "F16" ? half_to_float(h) : bf16_to_float(h));
     }
   }
   return t;
@@ -238,9 +250,10 @@ inline Tensor<int64_t> read_int_tensor(std::istream& in, const fs::path& path, c
 
 }  // namespace detail
 
-/// Reads and validates a safetensors file; F32, F16, BF16 and F64 tensors come back as float, I64 and I32 as
-/// int64.
-inline SafetensorsContents read_safetensors(const std::filesystem::path& path) {
+/// Reads and validates a safetensors file; F32, F16, BF16 and F64 tensors come back as T (float or double), I64
+/// and I32 as int64.
+template <typename T = float>
+SafetensorsContentsOf<T> read_safetensors(const std::filesystem::path& path) {
   using detail::cat;
   using detail::fail;
   std::error_code ec;
@@ -278,7 +291,7 @@ inline SafetensorsContents read_safetensors(const std::filesystem::path& path) {
   if (!header.is_object()) fail(path, cat("header is not a JSON object but a JSON ", header.type_name()));
 
   const uint64_t data_size = file_size - 8 - n;
-  SafetensorsContents out;
+  SafetensorsContentsOf<T> out;
   std::vector<detail::Entry> entries;
   for (const auto& [name, info] : header.items()) {
     if (name != "__metadata__") {
@@ -289,7 +302,7 @@ inline SafetensorsContents read_safetensors(const std::filesystem::path& path) {
     for (const auto& [key, value] : info.items()) {
       if (!value.is_string())
         fail(path, cat("__metadata__ value of '", key, "' is not a string but ", detail::describe(value)));
-      out.metadata.emplace(key, value.get<std::string>());
+      out.metadata.emplace(key, value.template get<std::string>());
     }
   }
   detail::check_layout(path, entries, data_size);
@@ -298,14 +311,17 @@ inline SafetensorsContents read_safetensors(const std::filesystem::path& path) {
     if (detail::is_int_dtype(e.dtype))
       out.int_tensors.emplace(e.name, detail::read_int_tensor(in, path, e));
     else
-      out.tensors.emplace(e.name, detail::read_float_tensor(in, path, e));
+      out.tensors.emplace(e.name, detail::read_float_tensor<T>(in, path, e));
   }
   return out;
 }
 
-/// The float tensors of a safetensors file, by name (integer tensors, such as the position_ids buffer of older
+/// The floating-point tensors of a safetensors file as T, by name (integer tensors, such as the position_ids buffer of older
 /// HF checkpoints, are left out: read_safetensors has them).
-inline TensorMap load_safetensors(const std::filesystem::path& path) { return read_safetensors(path).tensors; }
+template <typename T = float>
+TensorMapOf<T> load_safetensors(const std::filesystem::path& path) {
+  return read_safetensors<T>(path).tensors;
+}
 
 /// Loads a checkpoint into `module` (Module::load_state_dict: strict lists every missing, unexpected and
 /// mismatched name in one Error; non-strict loads what fits).
