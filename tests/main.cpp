@@ -1,5 +1,5 @@
 // The suite's entry point: Catch's main, and a listener that sets the run's default device from the environment
-// (SIGLITE_TEST_DEVICE, read in test_far.cpp) before the first test.
+// (SIGLITE_TEST_DEVICE, read in far_registration.cpp) before the first test.
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 

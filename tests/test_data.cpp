@@ -20,7 +20,6 @@
 #include <random>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "temp_dir.hpp"
@@ -481,7 +480,7 @@ TEST_CASE("Shapes: held-out pairs never appear in training, the test split shows
   CHECK(Shapes(11, Split::test).get(0).image.to_vector() != train.get(0).image.to_vector());
 }
 
-TEST_CASE("make_batch stacks examples, and get() is safe from several threads", "[data]") {
+TEST_CASE("make_batch stacks examples", "[data]") {
   const Shapes ds(5, Split::test);
   const Batch batch = make_batch(ds, {3, 1, 4, 1});
   REQUIRE(batch.images.shape() == Shape({4, 3, 32, 32}));
@@ -494,17 +493,6 @@ TEST_CASE("make_batch stacks examples, and get() is safe from several threads", 
   CHECK(std::vector<float>(all.begin() + 2 * 3 * 32 * 32, all.begin() + 3 * 3 * 32 * 32) == e4.image.to_vector());
   CHECK_THROWS_WITH(make_batch(ds, {0, 4000}), Contains("index 4000 out of range"));
   CHECK_THROWS_WITH(make_batch(ds, {}), Contains("no indices"));
-
-  const Shapes train(6);
-  std::vector<std::vector<float>> serial, parallel(64);
-  for (int64_t i = 0; i < 64; ++i) serial.push_back(train.get(i).image.to_vector());
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t)
-    threads.emplace_back([&, t] {
-      for (int64_t i = t; i < 64; i += 4) parallel[static_cast<size_t>(i)] = train.get(i).image.to_vector();
-    });
-  for (auto& th : threads) th.join();
-  CHECK(serial == parallel);
 }
 
 namespace {

@@ -9,8 +9,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -25,20 +23,6 @@ using namespace siglite;
 using siglite::testing::far_device;
 using siglite::testing::far_syncs;
 using Catch::Contains;
-
-/// SIGLITE_TEST_DEVICE=far makes the far device the default device of the run (ctest runs the suite so as well as
-/// on the CPU): every tensor and layer a test makes without naming a device then lives where the host cannot read
-/// it. Called by main.cpp's listener before the first test.
-void set_test_device_from_environment() {
-  const char* name = std::getenv("SIGLITE_TEST_DEVICE");
-  const std::string device = name ? name : "";
-  if (device.empty() || device == "cpu") return;
-  if (device != "far") {
-    std::fprintf(stderr, "SIGLITE_TEST_DEVICE=%s: the suite runs on cpu or far\n", device.c_str());
-    std::exit(2);
-  }
-  set_default_device(far_device());
-}
 
 namespace {
 

@@ -6,7 +6,6 @@
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <thread>
 #include <siglite/siglite.hpp>
 #include <siglite/train/trainer.hpp>
 #include <siglite/eval/shapes.hpp>
@@ -17,19 +16,12 @@
 
 using namespace siglite;
 using Catch::Contains;
+using siglite::testing::flat_parameters;
 using siglite::testing::Quadrants;
 using siglite::testing::tiny_config;
 using siglite::testing::tokenizer;
 
 namespace {
-
-std::vector<float> flat(const nn::Module<float>& m, const std::string& prefix = "") {
-  std::vector<float> out;
-  for (const auto& [name, p] : m.named_parameters())
-    if (name.rfind(prefix, 0) == 0)
-      for (float v : p.to_vector()) out.push_back(v);
-  return out;
-}
 
 train::TrainOptions options(int64_t steps) {
   train::TrainOptions o;
@@ -108,41 +100,7 @@ TEST_CASE("train: a resumed run equals an uninterrupted one", "[train]") {
   const train::TrainResult rest = resumed.run();
   REQUIRE(rest.history.size() == 3);
   for (size_t k = 0; k < 3; ++k) CHECK(rest.history[k].loss == full.history[k + 3].loss);
-  CHECK(flat(second) == flat(straight));
-}
-
-TEST_CASE("train: two models trained on two threads at once each give their run alone, bit for bit", "[train]") {
-  const Quadrants ds;
-  const data::WordTokenizer tok = tokenizer(ds);
-  const auto run = [&](uint64_t seed, std::vector<float>& weights, std::vector<double>& losses) {
-    models::SigLIP<float> model(tiny_config(), seed);
-    train::TrainOptions o = options(8);
-    o.seed = seed;
-    for (const train::StepInfo& s : train::Trainer(model, ds, tok, o).run().history) losses.push_back(s.loss);
-    NoGradGuard no_grad;
-    weights = flat(model);
-    const eval::RetrievalResult r = eval::retrieval(model, tok, ds, ds.size());
-    losses.push_back(r.i2t_r1);
-  };
-  std::vector<float> alone1, alone2, both1, both2;
-  std::vector<double> losses_alone1, losses_alone2, losses_both1, losses_both2;
-  run(1, alone1, losses_alone1);
-  run(2, alone2, losses_alone2);
-  std::exception_ptr failure;
-  std::thread other([&] {
-    try {
-      run(2, both2, losses_both2);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  });
-  run(1, both1, losses_both1);
-  other.join();
-  if (failure) std::rethrow_exception(failure);
-  CHECK(both1 == alone1);
-  CHECK(both2 == alone2);
-  CHECK(losses_both1 == losses_alone1);
-  CHECK(losses_both2 == losses_alone2);
+  CHECK(flat_parameters(second) == flat_parameters(straight));
 }
 
 TEST_CASE("train: request_stop ends the run after its step, with that step's checkpoint", "[train]") {
@@ -174,7 +132,7 @@ TEST_CASE("train: a checkpoint write cut short is dropped, one cut while moving 
     o.stop_at = steps;
     o.out_dir = out.string();
     train::Trainer(m, ds, tok, o).run();
-    return flat(m);
+    return flat_parameters(m);
   };
   const std::vector<float> at2 = train_to(2, dir.path), at4 = train_to(4, later.path);
   const auto resumed_step = [&] {
@@ -182,7 +140,7 @@ TEST_CASE("train: a checkpoint write cut short is dropped, one cut while moving 
     train::Trainer t(m, ds, tok, options(6));
     t.resume(dir.path);
     CHECK_FALSE(std::filesystem::exists(dir / train::kCheckpointStaging));
-    return std::make_pair(t.step(), flat(m));
+    return std::make_pair(t.step(), flat_parameters(m));
   };
   namespace fs = std::filesystem;
   const fs::path staging = dir / train::kCheckpointStaging;
@@ -228,13 +186,13 @@ TEST_CASE("train: SigLiT trains only the text tower, t' and b", "[train]") {
   const Quadrants ds;
   const data::WordTokenizer tok = tokenizer(ds);
   models::SigLIP<float> model(tiny_config(), 4);
-  const std::vector<float> vision_before = flat(model, "vision_model."), text_before = flat(model, "text_model.");
+  const std::vector<float> vision_before = flat_parameters(model, "vision_model."), text_before = flat_parameters(model, "text_model.");
   train::TrainOptions o = options(5);
   o.lock_image = true;
   train::Trainer trainer(model, ds, tok, o);
   trainer.run();
-  CHECK(flat(model, "vision_model.") == vision_before);
-  CHECK(flat(model, "text_model.") != text_before);
+  CHECK(flat_parameters(model, "vision_model.") == vision_before);
+  CHECK(flat_parameters(model, "text_model.") != text_before);
   for (const auto& group : trainer.optimizer().param_groups())
     for (const auto& [name, p] : group.params) CHECK(name.rfind("vision_model.", 0) != 0);
 }

@@ -44,6 +44,15 @@ inline models::SiglipConfig tiny_config() {
   return c;
 }
 
+/// Every parameter whose name starts with `prefix`, one after another.
+inline std::vector<float> flat_parameters(const nn::Module<float>& m, const std::string& prefix = "") {
+  std::vector<float> out;
+  for (const auto& [name, p] : m.named_parameters())
+    if (name.rfind(prefix, 0) == 0)
+      for (float v : p.to_vector()) out.push_back(v);
+  return out;
+}
+
 inline data::WordTokenizer tokenizer(const data::Dataset& ds) {
   std::vector<std::string> captions;
   for (int64_t i = 0; i < ds.size(); ++i) captions.push_back(ds.get(i).caption);
