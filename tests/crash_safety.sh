@@ -6,7 +6,9 @@
 # that step's checkpoint, exits 130 or 143 with one line saying how to continue, and the continued run ends on the
 # same weights. Last, a full disk, made by a file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored, so that a write
 # fails with EFBIG): the checkpoint write fails, the run stops with an error naming the file and the system's
-# message, the previous checkpoint is left whole, and the run continued from it ends on the same weights.
+# message, the previous checkpoint is left whole, and the run continued from it ends on the same weights. Then
+# metrics that meet a full disk (metrics.jsonl is a link to /dev/full) and a plot that cannot be written: the run
+# warns once for each, naming the file, and ends on the uninterrupted run's checkpoint and summary.
 # Usage: crash_safety.sh BIN_DIR WORK_DIR; exits 77 (skipped) without the dataset.
 set -euo pipefail
 bin=$1
@@ -102,4 +104,21 @@ cmp -s "$dir/model.safetensors" "$work/full-before.safetensors" || fail "full di
 [ ! -e "$dir/.checkpoint-staging" ] || fail "full disk: the staging folder was left behind"
 "${train[@]}" --out "$dir" --resume "$dir" > "$dir.json" 2> /dev/null || fail "full disk: the continued run failed"
 same_run "$dir" "$dir.json"
+
+echo "== metrics and plots that cannot be written"
+dir=$work/unwritable
+mkdir -p "$dir/loss.png"                     # a folder where a plot goes: its rename fails
+ln -s /dev/full "$dir/metrics.jsonl"        # every write fails with ENOSPC, as on a full disk
+rc=0
+"${train[@]}" --out "$dir" > "$dir.json" 2> "$dir.err" || rc=$?
+grep "not written" "$dir.err" || true
+[ "$rc" -eq 0 ] || fail "unwritable metrics and plots: exit status $rc, not 0"
+[ "$(grep -c "metrics not written from step 1 on: $dir/metrics.jsonl: No space left on device" "$dir.err")" -eq 1 ] ||
+  fail "unwritable metrics: not one warning naming the file and the system's message"
+grep -q "plots not written: .*$dir/loss.png" "$dir.err" || fail "unwritable plot: no warning naming the file"
+for f in model.safetensors optimizer.safetensors; do
+  cmp -s "$work/straight/$f" "$dir/$f" || fail "unwritable metrics and plots: $f differs from the uninterrupted run's"
+done
+cmp -s <(untimed "$work/straight.json") <(untimed "$dir.json") ||
+  fail "unwritable metrics and plots: the summary differs from the uninterrupted run's"
 exit $status

@@ -51,10 +51,9 @@ inline void write_file_atomic(const std::filesystem::path& path, const std::func
     throw Error(detail::cat(what, ": ", path.string(), ": ", problem));
   };
   {
+    errno = 0;
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out)
-      give_up(detail::cat("cannot create the temporary file ", tmp, ": ",
-                          std::error_code(errno, std::generic_category()).message()));
+    if (!out) give_up(detail::cat("cannot create the temporary file ", tmp, detail::system_error_text()));
     errno = 0;
     try {
       write(out);
