@@ -121,6 +121,22 @@ TEST_CASE("a rank whose batch differs is named on every rank, and no rank hangs"
   CHECK_THROWS_WITH(dist::gathered_sigmoid_loss(*world, x, x, p, p), Contains("gathered_sigmoid_loss") && Contains(last));
 }
 
+TEST_CASE("a rank whose own checks refuse its inputs throws its error, the others name it, and no rank hangs",
+          "[mpi]") {
+  const int bad = world->size() - 1;
+  const Tensor<float> x = Tensor<float>::zeros({4, 3}), p = Tensor<float>::zeros({1});
+  const Tensor<float> t = world->rank() == bad ? Tensor<float>::zeros({2}) : p;  // t' must hold one value
+  const std::string named = "rank " + std::to_string(bad) + " refused its inputs";
+  for (const bool ring : {true, false}) {
+    try {
+      ring ? dist::chunked_sigmoid_loss(*world, x, x, t, p) : dist::gathered_sigmoid_loss(*world, x, x, t, p);
+      FAIL_CHECK("no error");
+    } catch (const Error& e) {
+      CHECK_THAT(std::string(e.what()), world->rank() == bad ? Contains("t_prime") : Contains(named));
+    }
+  }
+}
+
 TEST_CASE("all_reduce_sum leaves the same bits on every rank", "[mpi]") {
   // Values whose sum depends on the order of the additions: the ranks must still agree.
   const std::vector<float> mine{1e8f * static_cast<float>(world->rank() % 2 ? -1 : 1), 1.0f + 1e-7f * world->rank()};

@@ -29,18 +29,31 @@ namespace loss_detail {
 constexpr int kTextTag = 101, kGradTag = 102;
 
 /// Checks the loss's inputs on this rank, then that every rank holds a batch of the same shape [b, d]: all ranks
-/// see every rank's shape, so a mismatch throws on all of them, naming the ranks, rather than hanging one.
+/// see every rank's shape (or that its own checks refused its inputs), so a bad input on any rank throws on all of
+/// them, naming the rank, rather than leaving the others waiting in the ring.
 template <typename T>
 void check_inputs(const char* op, Communicator& comm, const Tensor<T>& img, const Tensor<T>& txt,
                   const Tensor<T>& t_prime, const Tensor<T>& bias, int64_t tile) {
-  loss::detail::check_embeddings(op, img, txt);
-  loss::detail::check_scalar_param(op, "t_prime", t_prime, img.device());
-  loss::detail::check_scalar_param(op, "bias", bias, img.device());
-  SIGLITE_CHECK(tile > 0, op, ": tile size ", tile, " is not positive");
-  const Tensor<int64_t> mine = Tensor<int64_t>::from_vector({img.shape()[0], img.shape()[1]}, Device::cpu());
+  std::exception_ptr refused;
+  try {
+    loss::detail::check_embeddings(op, img, txt);
+    loss::detail::check_scalar_param(op, "t_prime", t_prime, img.device());
+    loss::detail::check_scalar_param(op, "bias", bias, img.device());
+    SIGLITE_CHECK(tile > 0, op, ": tile size ", tile, " is not positive");
+  } catch (const Error&) {
+    refused = std::current_exception();
+  }
+  constexpr int64_t kRefused = -1;  // in place of the shape: this rank's own checks failed
+  const std::vector<int64_t> shape =
+      refused ? std::vector<int64_t>{kRefused, 0} : std::vector<int64_t>{img.shape()[0], img.shape()[1]};
+  const Tensor<int64_t> mine = Tensor<int64_t>::from_vector(shape, Device::cpu());
   const Tensor<int64_t> all = Tensor<int64_t>::empty({2 * static_cast<int64_t>(comm.size())}, Device::cpu());
   comm.all_gather(buffer_of(mine), buffer_of(all));
+  if (refused) std::rethrow_exception(refused);
   const std::vector<int64_t> shapes = all.to_vector();
+  for (int k = 0; k < comm.size(); ++k)
+    SIGLITE_CHECK(shapes[2 * static_cast<size_t>(k)] != kRefused, op, " on ", comm.where(), ": rank ", k,
+                  " refused its inputs (its own error says why)");
   for (int k = 0; k < comm.size(); ++k) {
     const int64_t b = shapes[2 * static_cast<size_t>(k)], d = shapes[2 * static_cast<size_t>(k) + 1];
     SIGLITE_CHECK(b == shapes[0] && d == shapes[1], op, " on ", comm.where(), ": rank ", k, " holds embeddings [",
